@@ -1,0 +1,143 @@
+"""The building blocks, one class per idea.
+
+ConvBNAct: conv + BatchNorm + optional activation (BN everywhere: both papers).
+DepthwiseSeparable: Howard et al. 2017, Fig. 3 (3x3 depthwise then 1x1 pointwise, each with BN + act).
+InvertedResidual: Sandler et al. 2018, Table 1 (1x1 expand + act, 3x3 depthwise + act, linear 1x1 project).
+ClassicBottleneck: the wide-narrow-wide residual block the V2 paper contrasts with (Fig. 3a).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def make_activation(name: str | None) -> nn.Module:
+    """ReLU6 = min(max(0, x), 6) (robust under low-precision arithmetic: V2 sec. 3.2); None is linear."""
+    if name is None or name == "linear":
+        return nn.Identity()
+    if name == "relu6":
+        return nn.ReLU6(inplace=True)
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    raise ValueError(f"unknown activation {name!r}; expected relu6, relu or linear")
+
+
+class ConvBNAct(nn.Module):
+    """The only place that knows padding is kernel // 2 and that a conv before BN has no bias."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        activation: str | None = "relu6",
+    ) -> None:
+        super().__init__()
+        # pad k // 2 so a stride-2 layer gives ceil(h / 2), like TF "SAME" (the cost model assumes it)
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            groups=groups,
+            bias=False,
+        )
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = make_activation(activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class DepthwiseSeparable(nn.Module):
+    """V1 block: per-channel 3x3 filtering, then a 1x1 conv that combines channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1, activation: str = "relu6") -> None:
+        super().__init__()
+        self.depthwise = ConvBNAct(
+            in_channels, in_channels, 3, stride=stride, groups=in_channels, activation=activation
+        )
+        self.pointwise = ConvBNAct(in_channels, out_channels, 1, activation=activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class InvertedResidual(nn.Module):
+    """V2 block: narrow -> wide (expand) -> depthwise -> narrow (project), skip between the narrow ends.
+
+    `hidden_channels == in_channels` means t = 1: there is no expansion conv (TF-Slim, torchvision).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        use_residual: bool = True,
+        activation: str = "relu6",
+        bottleneck: str = "linear",
+    ) -> None:
+        super().__init__()
+        if use_residual and (stride != 1 or in_channels != out_channels):
+            raise ValueError(
+                f"a residual needs stride 1 and in == out channels, got stride={stride}, "
+                f"in_channels={in_channels}, out_channels={out_channels}"
+            )
+        self.use_residual = use_residual
+        self.expand = (
+            nn.Identity()
+            if hidden_channels == in_channels
+            else ConvBNAct(in_channels, hidden_channels, 1, activation=activation)
+        )
+        self.depthwise = ConvBNAct(
+            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation
+        )
+        # Linear bottleneck: a ReLU on the low-dimensional projection would destroy information
+        # (V2 sec. 3.2); bottleneck="relu6" exists only for the Fig. 6a ablation.
+        self.project = ConvBNAct(hidden_channels, out_channels, 1, activation=bottleneck)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.project(self.depthwise(self.expand(x)))  # expand is nn.Identity() when t == 1
+        return x + y if self.use_residual else y
+
+
+class ClassicBottleneck(nn.Module):
+    """Wide -> narrow (reduce) -> depthwise -> wide (expand, linear), skip between the wide ends.
+
+    The residual bottleneck of ResNet-style networks, with the same depthwise 3x3 as the inverted block,
+    so an ablation changes only which ends the shortcut joins (V2 paper, Fig. 3).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        use_residual: bool = True,
+        activation: str = "relu6",
+    ) -> None:
+        super().__init__()
+        if use_residual and (stride != 1 or in_channels != out_channels):
+            raise ValueError(
+                f"a residual needs stride 1 and in == out channels, got stride={stride}, "
+                f"in_channels={in_channels}, out_channels={out_channels}"
+            )
+        self.use_residual = use_residual
+        self.reduce = ConvBNAct(in_channels, hidden_channels, 1, activation=activation)
+        self.depthwise = ConvBNAct(
+            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation
+        )
+        self.expand = ConvBNAct(hidden_channels, out_channels, 1, activation=None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.expand(self.depthwise(self.reduce(x)))
+        return x + y if self.use_residual else y

@@ -1,0 +1,167 @@
+"""MobileNetV1, the full-convolution "Conv MobileNet", and MobileNetV2, built from the specs.
+
+Submodule names are stable checkpoint keys: `stem`, `blocks.{i}.<part>`, `head` (V2 only), `classifier`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mobilenet.config import ModelConfig
+from mobilenet.layers import ClassicBottleneck, ConvBNAct, DepthwiseSeparable, InvertedResidual
+from mobilenet.specs import BlockSpec, NetworkSpec, network_spec
+
+
+def _make_block(block: BlockSpec, config: ModelConfig) -> nn.Module:
+    act = config.activation
+    if block.kind == "separable":
+        return DepthwiseSeparable(block.in_channels, block.out_channels, stride=block.stride, activation=act)
+    if block.kind == "conv":
+        return ConvBNAct(block.in_channels, block.out_channels, 3, stride=block.stride, activation=act)
+    if block.kind == "classic":
+        return ClassicBottleneck(
+            block.in_channels,
+            block.hidden_channels,
+            block.out_channels,
+            stride=block.stride,
+            use_residual=block.use_residual,
+            activation=act,
+        )
+    return InvertedResidual(
+        block.in_channels,
+        block.hidden_channels,
+        block.out_channels,
+        stride=block.stride,
+        use_residual=block.use_residual,
+        activation=act,
+        bottleneck=config.bottleneck,
+    )
+
+
+class MobileNet(nn.Module):
+    """stem -> blocks -> (head) -> global average pool -> dropout -> classifier, from a `NetworkSpec`.
+
+    Any input size at least the network's total stride works (global pooling); inputs are (N, 3, H, W).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.spec: NetworkSpec = network_spec(config)
+        spec = self.spec
+        self.stem = ConvBNAct(
+            spec.in_channels, spec.stem_channels, 3, stride=spec.stem_stride, activation=config.activation
+        )
+        self.blocks = nn.Sequential(*(_make_block(b, config) for b in spec.blocks))
+        self.head: nn.Module = (
+            nn.Identity()
+            if spec.head_channels is None
+            else ConvBNAct(spec.blocks[-1].out_channels, spec.head_channels, 1, activation=config.activation)
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(spec.feature_channels, config.num_classes)
+        # Only the Fig. 6b ablation threads expanded tensors from block to block.
+        self._expansion_skips = [b.expansion_skip for b in spec.blocks]
+        self._uses_expansion_skips = any(self._expansion_skips)
+        _init_weights(self)
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.spec.in_channels:
+            raise ValueError(
+                f"expected a batch of images shaped (N, {self.spec.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        if min(x.shape[-2:]) < self.spec.total_stride:
+            raise ValueError(
+                f"input {tuple(x.shape[-2:])} is too small for {self.config.arch}: its strides downsample "
+                f"{self.spec.total_stride}x, so H and W must be at least {self.spec.total_stride}"
+            )
+
+    def _run_blocks(self, x: Tensor) -> Tensor:
+        if not self._uses_expansion_skips:
+            return self.blocks(x)
+        carry: Tensor | None = None
+        for block, joins in zip(self.blocks, self._expansion_skips, strict=True):
+            hidden = block.expand(x)
+            if joins and carry is not None:
+                hidden = hidden + carry
+            x = block.project(block.depthwise(hidden))
+            carry = hidden
+        return x
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The final feature map, before pooling: (N, C, ceil(H / stride), ceil(W / stride))."""
+        self._check_input(x)
+        return self.head(self._run_blocks(self.stem(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(self.forward_features(x)).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+class MobileNetV1(MobileNet):
+    """Howard et al. 2017, Table 1 (arch "mobilenet_v1"), or its Table 4 full-conv twin ("conv_mobilenet")."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        config = config or ModelConfig(arch="mobilenet_v1")
+        if config.arch not in ("mobilenet_v1", "conv_mobilenet"):
+            raise ValueError(f"MobileNetV1 builds mobilenet_v1 or conv_mobilenet, got arch={config.arch!r}")
+        super().__init__(config)
+
+
+class MobileNetV2(MobileNet):
+    """Sandler et al. 2018, Table 2: inverted residuals with linear bottlenecks."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        config = config or ModelConfig(arch="mobilenet_v2")
+        if config.arch != "mobilenet_v2":
+            raise ValueError(f"MobileNetV2 builds mobilenet_v2, got arch={config.arch!r}")
+        super().__init__(config)
+
+
+BUILDERS: dict[str, type[MobileNet]] = {
+    "mobilenet_v1": MobileNetV1,
+    "conv_mobilenet": MobileNetV1,
+    "mobilenet_v2": MobileNetV2,
+}
+
+
+def build_model(config: ModelConfig) -> MobileNet:
+    return BUILDERS[config.arch](config)
+
+
+def mobilenet_v1(
+    width: float = 1.0, num_classes: int = 1000, *, dropout: float = 0.2, cifar: bool = False
+) -> MobileNetV1:
+    return MobileNetV1(ModelConfig("mobilenet_v1", width, num_classes, dropout, cifar))
+
+
+def conv_mobilenet(
+    width: float = 1.0, num_classes: int = 1000, *, dropout: float = 0.2, cifar: bool = False
+) -> MobileNetV1:
+    return MobileNetV1(ModelConfig("conv_mobilenet", width, num_classes, dropout, cifar))
+
+
+def mobilenet_v2(
+    width: float = 1.0, num_classes: int = 1000, *, dropout: float = 0.2, cifar: bool = False
+) -> MobileNetV2:
+    return MobileNetV2(ModelConfig("mobilenet_v2", width, num_classes, dropout, cifar))
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def _init_weights(model: nn.Module) -> None:
+    """torchvision's MobileNetV2 scheme: He (fan-out) for convs, N(0, 0.01) for the classifier."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
