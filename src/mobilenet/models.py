@@ -5,6 +5,8 @@ Submodule names are stable checkpoint keys: `stem`, `blocks.{i}.<part>`, `head` 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -82,7 +84,8 @@ class MobileNet(nn.Module):
         if not self._uses_expansion_skips:
             return self.blocks(x)
         carry: Tensor | None = None
-        for block, joins in zip(self.blocks, self._expansion_skips, strict=True):
+        for module, joins in zip(self.blocks, self._expansion_skips, strict=True):
+            block = cast(InvertedResidual, module)
             hidden = block.expand(x)
             if joins and carry is not None:
                 hidden = hidden + carry

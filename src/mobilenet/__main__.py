@@ -1,0 +1,5 @@
+import sys
+
+from mobilenet.cli import main
+
+sys.exit(main())
