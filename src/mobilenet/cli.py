@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -45,6 +46,104 @@ def _tables(args: argparse.Namespace) -> str:
     return tables_text()
 
 
+_SECTIONS = {
+    "model": ("arch", "width", "dropout", "cifar", "activation", "bottleneck", "shortcut", "block"),
+    "data": ("dataset", "data_dir", "resolution", "download", "workers"),
+    "train": ("epochs", "batch_size", "optimizer", "lr", "lr_batch", "weight_decay", "schedule", "lr_decay",
+              "warmup_epochs", "label_smoothing", "ema_decay", "precision", "channels_last", "seed", "device"),
+}  # fmt: skip
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from mobilenet.train import RECIPES
+
+    p.add_argument("--recipe", default="digits", choices=sorted(RECIPES), help="preset to start from (default digits)")
+    p.add_argument("--config", help="TOML/JSON file with [model], [data], [train] tables; flags override it")
+    p.add_argument("--out", help="run directory (default: a new runs/<dataset>-<arch>[-N])")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint and saved config")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", help=f"one of: {', '.join(ARCHS)}")
+    g.add_argument("--width", type=float)
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--cifar", action=argparse.BooleanOptionalAction, default=None, help="CIFAR stride variant")
+    g.add_argument("--activation", help="relu6 | relu")
+    g.add_argument("--bottleneck", help="linear | relu6 (V2 projection)")
+    g.add_argument("--shortcut", help="bottleneck | expansion | none (V2)")
+    g.add_argument("--block", help="inverted | classic (V2)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help="digits | cifar10 | cifar100 | imagefolder")
+    g.add_argument("--data-dir", help="CIFAR archive/folder (downloaded if absent) or ImageFolder root")
+    g.add_argument("--resolution", type=int, help="input side (default: 32 for digits/CIFAR, 224 for folders)")
+    g.add_argument("--download", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--workers", type=int, help="image decoding processes (ImageFolder)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--optimizer", help="sgd | rmsprop")
+    g.add_argument("--lr", type=float, help="learning rate at --lr-batch; scaled linearly with --batch-size")
+    g.add_argument("--lr-batch", type=int)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--schedule", help="cosine | exponential")
+    g.add_argument("--lr-decay", type=float, help="per-epoch factor of the exponential schedule")
+    g.add_argument("--warmup-epochs", type=float)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--ema-decay", type=float, help="EMA of weights, e.g. 0.9999 (0: off)")
+    g.add_argument("--precision", help="auto | fp32 | bf16")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+
+
+def _train(args: argparse.Namespace) -> str:
+    from mobilenet.config import load_config_file, replace_from_dict
+    from mobilenet.fit import fit
+    from mobilenet.train import RECIPES
+
+    recipe = RECIPES[args.recipe]
+    configs = {"model": recipe.model, "data": recipe.data, "train": recipe.train}
+    if args.config:
+        file = load_config_file(args.config)
+        unknown = sorted(set(file) - set(configs))
+        if unknown:
+            raise ValueError(f"unknown config file tables: {', '.join(unknown)} (expected model, data, train)")
+        configs = {name: replace_from_dict(cfg, file.get(name, {})) for name, cfg in configs.items()}
+    for name, keys in _SECTIONS.items():
+        given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+        configs[name] = replace_from_dict(configs[name], given)
+    if args.resume and args.out:
+        raise ValueError("--resume continues the run in its own directory; drop --out")
+    result = fit(configs["model"], configs["data"], configs["train"], out=args.out, resume=args.resume)  # type: ignore[arg-type]
+    return f"best test top-1 {result['best_acc']:.2%}; run directory {result['run_dir']}"
+
+
+def _eval(args: argparse.Namespace) -> str:
+    from mobilenet.data import DataConfig
+    from mobilenet.inference import confusion_text, evaluate_checkpoint
+
+    data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
+    result, classes, out = evaluate_checkpoint(args.checkpoint, data, args.out, args.batch_size)
+    return "\n".join(
+        [
+            f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({int(result.confusion.sum())} images)",
+            confusion_text(result, classes),
+            f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
+        ]
+    )
+
+
+def _predict(args: argparse.Namespace) -> str:
+    from mobilenet.inference import predict
+
+    predictions = predict(args.checkpoint, args.images, args.top_k)
+    if args.json:
+        return json.dumps([p.__dict__ for p in predictions], indent=2)
+    lines = []
+    for p in predictions:
+        ranked = ", ".join(f"{label} {prob:.1%}" for label, prob in zip(p.labels, p.probabilities, strict=True))
+        lines.append(f"{p.path}: {ranked}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobilenet", description="MobileNet V1/V2 as the papers define them.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,15 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tables", help="our counts beside the published V1 and V2 tables")
     p.set_defaults(run=_tables)
+
+    p = sub.add_parser("train", help="train on digits (default), CIFAR-10/100 or an ImageFolder tree")
+    _add_train_args(p)
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
+    p.add_argument("checkpoint", help="a .pt file or a run directory (its last.pt)")
+    p.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="where to write confusion.png/.txt (default: <run dir>/eval)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(run=_eval)
+
+    p = sub.add_parser("predict", help="top-k labels with probabilities for image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_predict)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         output = args.run(args)
-    except ValueError as err:
+    except (ValueError, FileExistsError) as err:
         # Bad input is the user's to fix: one line naming the value, exit 2 like argparse, no traceback.
         print(f"mobilenet {args.command}: error: {err}", file=sys.stderr)
         return 2

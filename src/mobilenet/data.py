@@ -1,0 +1,218 @@
+"""Datasets: bundled digits, CIFAR-10/100 from the official archives, and ImageFolder trees.
+
+Every split offers `batches(...)`: shuffled (seeded by seed and epoch, so a resumed run sees the same
+order), sharded across distributed ranks, augmented and normalized. No torchvision at run time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from mobilenet import transforms as T
+from mobilenet.cifar import load_cifar
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"
+    data_dir: str | None = None  # CIFAR: archive or extracted folder (downloaded here if absent); ImageFolder root
+    resolution: int = 0  # 0: the dataset's native side (32 for digits and CIFAR, 224 for ImageFolder)
+    download: bool = True
+    workers: int = 2  # ImageFolder decoding processes
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of: {', '.join(DATASETS)}")
+        if self.resolution < 0 or self.workers < 0:
+            raise ValueError(f"resolution and workers must be >= 0, got {self.resolution}, {self.workers}")
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def _shard(order: Tensor, rank: int, world: int) -> Tensor:
+    """DistributedSampler's rule: pad by wrapping so every rank gets the same number of samples."""
+    if world == 1:
+        return order
+    per_rank = math.ceil(len(order) / world)
+    padded = torch.cat([order, order[: per_rank * world - len(order)]])
+    return padded[rank::world]
+
+
+@dataclass
+class ArraySplit:
+    """Images that fit in memory as one uint8 (N, 3, H, W) tensor: augmentation runs on whole batches."""
+
+    images: Tensor
+    labels: Tensor
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    padding: int = 4  # random-crop padding for training (CIFAR recipe)
+    flip: bool = True
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(
+        self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        g = _epoch_generator(seed, epoch)
+        order = _shard(torch.randperm(len(self), generator=g), rank, world) if train else torch.arange(len(self))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            images = self.images[idx]
+            if train:
+                images = T.random_crop_flip(images, self.padding, generator=g, flip=self.flip)
+            yield T.normalize(images, self.mean, self.std), self.labels[idx]
+
+
+def load_digits_splits(resolution: int = 32) -> tuple[ArraySplit, ArraySplit]:
+    """scikit-learn's 1,797 real 8x8 digits, upsampled to RGB `resolution`, stratified 80/20 split (seed 0)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+    x = torch.nn.functional.interpolate(x, size=resolution, mode="bilinear", align_corners=False)
+    images = (x.clamp(0, 1) * 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
+    labels = torch.tensor(digits.target, dtype=torch.int64)
+    train_idx, test_idx = (
+        torch.tensor(i)
+        for i in train_test_split(list(range(len(labels))), test_size=0.2, stratify=digits.target, random_state=0)
+    )
+    pixels = images[train_idx].float() / 255
+    mean, std = tuple(pixels.mean(dim=(0, 2, 3)).tolist()), tuple(pixels.std(dim=(0, 2, 3)).tolist())
+    classes = [str(i) for i in range(10)]
+    # Shift by up to 2 pixels (a quarter of the 8-pixel original), never flip: a mirrored 2 is not a 2.
+    return (
+        ArraySplit(images[train_idx], labels[train_idx], classes, mean, std, padding=resolution // 16, flip=False),
+        ArraySplit(images[test_idx], labels[test_idx], classes, mean, std, flip=False),
+    )
+
+
+def _scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise ValueError(f"image folder {root} has no class folders")
+    classes = classes or found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ValueError(f"{root} has class folders not in the training set: {', '.join(unknown)}")
+    samples: list[tuple[Path, int]] = []
+    for index, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue  # a validation split may lack a class
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        for path in files:
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise ValueError(f"not an image file: {path} (expected one of {', '.join(IMAGE_EXTENSIONS)})")
+        if not files:
+            raise ValueError(f"class folder {folder} has no images")
+        samples += [(path, index) for path in files]
+    return classes, samples
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode an image file fully, or raise ValueError naming it."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot decode image {path}: {err}") from None
+
+
+class _FolderDataset(torch.utils.data.Dataset[tuple[Tensor, int]]):
+    def __init__(self, split: FolderSplit, train: bool, seed: int) -> None:
+        self.split, self.train, self.seed = split, train, seed
+
+    def __len__(self) -> int:
+        return len(self.split.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, label = self.split.samples[index]
+        image = open_image(path)
+        size = self.split.resolution
+        if self.train:  # per-sample generator: the same crops whatever the worker count or resume point
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+            image = T.random_resized_crop(image, size, g)
+        else:
+            image = T.resize_center_crop(image, size)
+        return T.pil_to_tensor(image), label
+
+
+@dataclass
+class FolderSplit:
+    """An ImageFolder split (ImageNet layout); images are decoded by worker processes."""
+
+    samples: list[tuple[Path, int]]
+    classes: list[str]
+    resolution: int
+    workers: int = 2
+    mean: tuple[float, ...] = T.IMAGENET_MEAN
+    std: tuple[float, ...] = T.IMAGENET_STD
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def batches(
+        self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        g = _epoch_generator(seed, epoch)
+        order = _shard(torch.randperm(len(self), generator=g), rank, world) if train else torch.arange(len(self))
+        dataset = _FolderDataset(self, train, seed * 1000 + epoch)
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(dataset, order.tolist()),
+            batch_size=batch_size,
+            num_workers=self.workers,
+            persistent_workers=False,
+        )
+        for images, labels in loader:
+            yield T.normalize(images, self.mean, self.std), labels
+
+
+Split = ArraySplit | FolderSplit
+
+
+def load_splits(config: DataConfig) -> tuple[Split, Split]:
+    """(train, test) splits of the configured dataset."""
+    if config.dataset == "digits":
+        return load_digits_splits(config.resolution or 32)
+    if config.dataset in ("cifar10", "cifar100"):
+        train_x, train_y, test_x, test_y, classes = load_cifar(config.dataset, config.data_dir, config.download)
+        ten = config.dataset == "cifar10"
+        mean, std = (T.CIFAR10_MEAN, T.CIFAR10_STD) if ten else (T.CIFAR100_MEAN, T.CIFAR100_STD)
+        if config.resolution and config.resolution != 32:
+            train_x, test_x = (_resize_uint8(x, config.resolution) for x in (train_x, test_x))
+        return ArraySplit(train_x, train_y, classes, mean, std), ArraySplit(test_x, test_y, classes, mean, std)
+    if not config.data_dir:
+        raise ValueError("dataset 'imagefolder' needs --data-dir (a folder holding train/ and val/)")
+    root = Path(config.data_dir)
+    classes, train = _scan_folder(root / "train")
+    _, val = _scan_folder(root / "val", classes)
+    size = config.resolution or 224
+    return FolderSplit(train, classes, size, config.workers), FolderSplit(val, classes, size, config.workers)
+
+
+def _resize_uint8(images: Tensor, size: int) -> Tensor:
+    x = torch.nn.functional.interpolate(images.float(), size=size, mode="bilinear", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,183 @@
+"""A whole training run: its directory, metrics files, curves, checkpoints every epoch, and resume.
+
+Resuming restores model, optimizer, EMA, RNG and epoch. Data order, augmentation and dropout depend only
+on (seed, epoch), so a run killed and resumed ends with the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from mobilenet import distributed
+from mobilenet.checkpoint import load_checkpoint, new_run_dir, save_atomic
+from mobilenet.config import ModelConfig
+from mobilenet.data import DataConfig, load_splits
+from mobilenet.models import MobileNet, build_model
+from mobilenet.plots import plot_curves
+from mobilenet.train import TrainConfig, evaluate, make_optimizer, train_one_epoch, use_bf16
+
+log = logging.getLogger("mobilenet")
+
+
+def _configs_from(ckpt: dict[str, Any]) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    return ModelConfig(**ckpt["model_config"]), DataConfig(**ckpt["data_config"]), TrainConfig(**ckpt["train_config"])
+
+
+def _choose_run_dir(ctx: distributed.Context, out: str | None, resume: str | None, stem: str) -> Path:
+    """Rank 0 picks (or checks) the directory; every rank gets the answer, or the same error."""
+    answer: str | tuple[str, str]
+    if ctx.is_main:
+        try:
+            answer = str(Path(resume) if resume else new_run_dir(out, stem))
+        except ValueError as err:
+            answer = ("error", str(err))
+    else:
+        answer = ""
+    answer = distributed.broadcast(ctx, answer)
+    if isinstance(answer, (tuple, list)):
+        raise ValueError(answer[1])
+    return Path(answer)
+
+
+def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    with (run_dir / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plot_curves(rows, run_dir / "curves.png")
+
+
+def fit(
+    model_cfg: ModelConfig,
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    *,
+    out: str | None = None,
+    resume: str | None = None,
+) -> dict[str, Any]:
+    """Train; with `resume` (a run directory) continue it from its last checkpoint with its saved configs."""
+    ckpt = load_checkpoint(Path(resume) / "last.pt") if resume else None
+    if ckpt is not None:
+        model_cfg, data_cfg, train_cfg = _configs_from(ckpt)
+    ctx = distributed.setup(train_cfg.device)
+    try:
+        return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _fit(
+    ctx: distributed.Context,
+    model_cfg: ModelConfig,
+    data_cfg: DataConfig,
+    cfg: TrainConfig,
+    out: str | None,
+    resume: str | None,
+    ckpt: dict[str, Any] | None,
+) -> dict[str, Any]:
+    train, test = load_splits(data_cfg)
+    if ckpt is None:
+        model_cfg = dataclasses.replace(model_cfg, num_classes=len(train.classes))
+    elif ckpt["classes"] != train.classes:
+        raise ValueError(f"the checkpoint's classes {ckpt['classes'][:5]}... differ from the data's")
+    run_dir = _choose_run_dir(ctx, out, resume, f"{data_cfg.dataset}-{model_cfg.arch}")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
+    model: MobileNet = build_model(model_cfg).to(ctx.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    ema = None
+    if cfg.ema_decay:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    optimizer = make_optimizer(model, cfg)
+    rows: list[dict[str, Any]] = []
+    best, start = 0.0, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["raw_model"] if "raw_model" in ckpt else ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
+        torch.set_rng_state(ckpt["rng"])
+        rows, best, start = list(ckpt["history"]), float(ckpt["best_acc"]), int(ckpt["epoch"])
+    trained: nn.Module = DistributedDataParallel(model) if ctx.world > 1 else model
+    bf16 = use_bf16(cfg.precision, ctx.device)
+    if ctx.is_main:
+        config = {
+            "model": dataclasses.asdict(model_cfg),
+            "data": dataclasses.asdict(data_cfg),
+            "train": dataclasses.asdict(cfg),
+            "classes": train.classes,
+            "world_size": ctx.world,
+        }
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        log.info(
+            "training %s (width %s) on %s: %d train / %d test images, %s, %s, run dir %s",
+            model_cfg.arch,
+            model_cfg.width,
+            data_cfg.dataset,
+            len(train),
+            len(test),
+            "bf16" if bf16 else "fp32",
+            ctx.device,
+            run_dir,
+        )
+    for epoch in range(start, cfg.epochs):
+        stats = train_one_epoch(trained, optimizer, train, cfg, epoch, ctx=ctx, bf16=bf16, ema=ema)
+        scored = ema.module if ema is not None else model
+        result = evaluate(
+            scored, test, batch_size=2 * cfg.batch_size, bf16=bf16, channels_last=cfg.channels_last, ctx=ctx
+        )
+        row = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            **stats,
+            "test_loss": result.loss,
+            "test_acc": result.top1,
+            "test_top5": result.top5,
+        }
+        rows.append(row)
+        improved = result.top1 > best
+        best = max(best, result.top1)
+        if ctx.is_main:
+            tqdm.write(
+                f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats['train_loss']:.4f} acc {stats['train_acc']:.2%}"
+                f" | test loss {result.loss:.4f} top-1 {result.top1:.2%} top-5 {result.top5:.2%}"
+                f" | {stats['images_per_s']:.0f} img/s"
+            )
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "epoch": epoch + 1,
+                "best_acc": best,
+                "history": rows,
+                "rng": torch.get_rng_state(),
+                "model_config": dataclasses.asdict(model_cfg),
+                "data_config": dataclasses.asdict(data_cfg),
+                "train_config": dataclasses.asdict(cfg),
+                "classes": train.classes,
+                "mean": list(train.mean),
+                "std": list(train.std),
+                "resolution": train.resolution,
+            }
+            if ema is not None:  # what was scored is what a user should deploy
+                state["model"] = ema.module.state_dict()
+                state["raw_model"] = model.state_dict()
+            save_atomic(state, run_dir / "last.pt")
+            if improved:
+                save_atomic(state, run_dir / "best.pt")
+            _write_metrics(run_dir, rows)
+    if ctx.is_main:
+        log.info("best test top-1 %.2f%%; checkpoints, metrics and curves in %s", 100 * best, run_dir)
+    return {"run_dir": str(run_dir), "best_acc": best, "final": rows[-1] if rows else {}}

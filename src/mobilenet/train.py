@@ -1,0 +1,218 @@
+"""Training and evaluation: recipes, the epoch loop, metrics, checkpoints and resume.
+
+Recipes: "paper" (Sandler et al. 2018, sec. 6.1: RMSProp decay 0.9 momentum 0.9, weight decay 4e-5,
+lr 0.045 at batch 96 decayed x0.98 per epoch), "cifar" (SGD momentum 0.9, lr 0.1 at batch 128, cosine),
+and "digits", the quick default on scikit-learn's bundled digits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
+from tqdm import tqdm
+
+from mobilenet import distributed
+from mobilenet.config import ModelConfig
+from mobilenet.data import DataConfig, Split
+
+log = logging.getLogger("mobilenet")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd (Nesterov momentum) | rmsprop (TF-style, the papers')
+    lr: float = 0.1
+    lr_batch: int = 64  # lr is for this batch size; it scales linearly with batch_size
+    momentum: float = 0.9
+    weight_decay: float = 4e-5  # on conv and linear weights, not on BN or biases
+    schedule: str = "cosine"  # cosine | exponential
+    lr_decay: float = 0.98  # per epoch, for the exponential schedule
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.0  # 0 disables the exponential moving average of weights
+    precision: str = "auto"  # auto (bf16 where fast) | fp32 | bf16
+    channels_last: bool = True
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "optimizer": self.optimizer in ("sgd", "rmsprop"),
+            "schedule": self.schedule in ("cosine", "exponential"),
+            "precision": self.precision in ("auto", "fp32", "bf16"),
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
+            "warmup_epochs": self.warmup_epochs >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid {bad[0]}: {getattr(self, bad[0])!r}")
+
+    @property
+    def scaled_lr(self) -> float:
+        return self.lr * self.batch_size / self.lr_batch
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+
+RECIPES: dict[str, Recipe] = {
+    "digits": Recipe(ModelConfig(width=0.5, num_classes=10, cifar=True), DataConfig("digits"), TrainConfig()),
+    "cifar": Recipe(
+        ModelConfig(num_classes=10, cifar=True),
+        DataConfig("cifar10"),
+        TrainConfig(epochs=200, batch_size=128, lr=0.1, lr_batch=128),
+    ),
+    "paper": Recipe(
+        ModelConfig(),
+        DataConfig("imagefolder"),
+        TrainConfig(
+            epochs=300,
+            batch_size=96,
+            optimizer="rmsprop",
+            lr=0.045,
+            lr_batch=96,
+            schedule="exponential",
+            warmup_epochs=0.0,
+        ),
+    ),
+}
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # oneDNN runs bf16 fast only with AVX512-BF16 / AMX; elsewhere it is emulated and slower than fp32.
+    return "AVX512" in torch.backends.cpu.get_cpu_capability()
+
+
+def lr_factor(cfg: TrainConfig, progress: float) -> float:
+    """Learning-rate multiplier at `progress` epochs: linear warm-up, then cosine or x lr_decay per epoch."""
+    if progress < cfg.warmup_epochs:
+        return (progress + 1e-3) / cfg.warmup_epochs
+    if cfg.schedule == "exponential":
+        return cfg.lr_decay ** math.floor(progress)
+    span = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+    return 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup_epochs) / span))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN gamma/beta and biases
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "rmsprop":
+        # TF's RMSProp adds epsilon inside the square root; 1e-3 there is about sqrt(1e-3) outside.
+        return torch.optim.RMSprop(groups, lr=cfg.scaled_lr, alpha=0.9, momentum=cfg.momentum, eps=0.0316)
+    return torch.optim.SGD(groups, lr=cfg.scaled_lr, momentum=cfg.momentum, nesterov=True)
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    top1: float
+    top5: float
+    confusion: Tensor  # (true, predicted) counts
+
+    @property
+    def per_class(self) -> Tensor:
+        return self.confusion.diag() / self.confusion.sum(1).clamp(min=1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    *,
+    batch_size: int = 256,
+    bf16: bool = False,
+    channels_last: bool = True,
+    ctx: distributed.Context | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Loss, top-1/top-5 and the confusion matrix of `model` on `split` (summed over ranks)."""
+    ctx = ctx or distributed.Context(device=next(model.parameters()).device)
+    model.eval()
+    k = len(split.classes)
+    confusion = torch.zeros(k, k, dtype=torch.int64)
+    loss_sum, top5 = 0.0, 0.0
+    batches = split.batches(batch_size, train=False, rank=ctx.rank, world=ctx.world)
+    for images, labels in tqdm(batches, desc="eval", disable=not progress, leave=False):
+        images, labels = _to(images, labels, ctx.device, channels_last)
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        top = logits.topk(min(5, k), dim=1).indices
+        top5 += (top == labels[:, None]).any(1).sum().item()
+        confusion += torch.bincount(labels.cpu() * k + top[:, 0].cpu(), minlength=k * k).view(k, k)
+    confusion = torch.tensor(distributed.all_sum(ctx, confusion.flatten().tolist()), dtype=torch.int64).view(k, k)
+    loss_sum, top5 = distributed.all_sum(ctx, [loss_sum, top5])
+    n = max(int(confusion.sum()), 1)
+    return EvalResult(loss_sum / n, float(confusion.diag().sum()) / n, top5 / n, confusion)
+
+
+def _to(images: Tensor, labels: Tensor, device: torch.device, channels_last: bool) -> tuple[Tensor, Tensor]:
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels.to(device, non_blocking=True)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    split: Split,
+    cfg: TrainConfig,
+    epoch: int,
+    *,
+    ctx: distributed.Context,
+    bf16: bool,
+    ema: AveragedModel | None = None,
+) -> dict[str, float]:
+    """One pass over this rank's shard; returns loss, accuracy and images/s summed over ranks."""
+    model.train()
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout noise depends only on (seed, epoch): resumable
+    steps = math.ceil(math.ceil(len(split) / ctx.world) / cfg.batch_size)
+    loss_sum, correct, seen, start = 0.0, 0.0, 0, time.perf_counter()
+    batches = split.batches(cfg.batch_size, train=True, epoch=epoch, seed=cfg.seed, rank=ctx.rank, world=ctx.world)
+    bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
+    for step, (images, labels) in enumerate(bar):
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.scaled_lr * lr_factor(cfg, epoch + step / steps)
+        images, labels = _to(images, labels, ctx.device, cfg.channels_last)
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(images)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}: lower the lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        loss_sum += loss.item() * len(labels)
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+        rate = seen * ctx.world / (time.perf_counter() - start)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}")
+    loss_sum, correct, total = distributed.all_sum(ctx, [loss_sum, correct, float(seen)])
+    elapsed = time.perf_counter() - start
+    return {"train_loss": loss_sum / total, "train_acc": correct / total, "images_per_s": total / elapsed}
