@@ -107,7 +107,7 @@ def _find(dataset: str, data_dir: str | None, allow_download: bool) -> tuple[Pat
                 return base / layout.folder, layout
             if (base / layout.archive).is_file():
                 return _extract(base / layout.archive, layout, base), layout
-    if data_dir and not root.exists():
+    if not allow_download and data_dir and not root.exists():
         raise ValueError(f"data directory {root} does not exist")
     if not allow_download:
         names = ", ".join(f"{lay.archive} or {lay.folder}/" for lay in LAYOUTS[dataset])

@@ -122,9 +122,10 @@ def _eval(args: argparse.Namespace) -> str:
 
     data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
     result, classes, out = evaluate_checkpoint(args.checkpoint, data, args.out, args.batch_size)
+    images = int(result.confusion.sum())
     return "\n".join(
         [
-            f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({int(result.confusion.sum())} images)",
+            f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({images} images)",
             confusion_text(result, classes),
             f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
         ]

@@ -73,7 +73,11 @@ class ArraySplit:
         self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
     ) -> Iterator[tuple[Tensor, Tensor]]:
         g = _epoch_generator(seed, epoch)
-        order = _shard(torch.randperm(len(self), generator=g), rank, world) if train else torch.arange(len(self))
+        order = (
+            _shard(torch.randperm(len(self), generator=g), rank, world)
+            if train
+            else torch.arange(len(self))[rank::world]
+        )
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             images = self.images[idx]
@@ -178,7 +182,11 @@ class FolderSplit:
         self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
     ) -> Iterator[tuple[Tensor, Tensor]]:
         g = _epoch_generator(seed, epoch)
-        order = _shard(torch.randperm(len(self), generator=g), rank, world) if train else torch.arange(len(self))
+        order = (
+            _shard(torch.randperm(len(self), generator=g), rank, world)
+            if train
+            else torch.arange(len(self))[rank::world]
+        )
         dataset = _FolderDataset(self, train, seed * 1000 + epoch)
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(dataset, order.tolist()),

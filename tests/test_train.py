@@ -1,0 +1,212 @@
+"""Training runs end to end: recipes, resume after a kill, safe checkpoints, eval, predict, torchrun."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from mobilenet.checkpoint import load_checkpoint, new_run_dir, save_atomic
+from mobilenet.cli import main
+from mobilenet.config import ModelConfig
+from mobilenet.data import DataConfig, load_digits_splits
+from mobilenet.fit import fit
+from mobilenet.inference import evaluate_checkpoint, load_model, predict
+from mobilenet.train import RECIPES, TrainConfig, lr_factor
+
+TINY = ["--arch", "mobilenet_v1", "--width", "0.25", "--batch-size", "128", "--lr", "0.2", "--lr-batch", "128"]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mobilenet", *args]
+
+
+def test_paper_recipe_is_the_papers() -> None:
+    cfg = RECIPES["paper"].train
+    assert (cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.batch_size) == ("rmsprop", 0.9, 4e-5, 96)
+    assert cfg.scaled_lr == pytest.approx(0.045)
+    assert lr_factor(cfg, 0.5) == 1.0 and lr_factor(cfg, 3.2) == pytest.approx(0.98**3)
+    assert TrainConfig(lr=0.045, lr_batch=96, batch_size=192).scaled_lr == pytest.approx(0.09)  # linear scaling
+    cifar = RECIPES["cifar"]
+    assert cifar.model.cifar and cifar.train.batch_size == 128 and cifar.train.optimizer == "sgd"
+    cosine = TrainConfig(epochs=10, warmup_epochs=1)
+    assert lr_factor(cosine, 0.0) < 0.01 and lr_factor(cosine, 1.0) == 1.0 and lr_factor(cosine, 10) < 1e-9
+    with pytest.raises(ValueError, match="invalid optimizer: 'adam'"):
+        TrainConfig(optimizer="adam")
+
+
+def test_fit_with_options_writes_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = fit(
+        ModelConfig(arch="mobilenet_v1", width=0.25, cifar=True),
+        DataConfig("digits", resolution=16),
+        TrainConfig(epochs=2, batch_size=128, lr_batch=128, optimizer="rmsprop", lr=0.01, schedule="exponential",
+                    label_smoothing=0.1, ema_decay=0.9, precision="fp32", channels_last=False),
+        out=str(out),
+    )  # fmt: skip
+    assert {p.name for p in out.iterdir()} >= {"last.pt", "best.pt", "config.json", "metrics.csv", "metrics.jsonl",
+                                                "curves.png"}  # fmt: skip
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(math.isfinite(r["test_loss"]) for r in rows)
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["num_classes"] == 10 and config["train"]["ema_decay"] == 0.9
+    ckpt = load_checkpoint(out)
+    assert ckpt["epoch"] == 2 and "raw_model" in ckpt and result["best_acc"] == ckpt["best_acc"]
+    assert Image.open(out / "curves.png").size[0] > 500
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
+    args = ["train", *TINY, "--epochs", "4", "--precision", "fp32"]
+    subprocess.run(_cli(*args, "--out", str(tmp_path / "straight")), check=True, capture_output=True)
+    interrupted = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        _cli(*args, "--out", str(interrupted)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (interrupted / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-way: after the first epoch's checkpoint, long before the last
+    assert proc.wait() == -signal.SIGKILL
+    assert load_checkpoint(interrupted)["epoch"] < 4
+    subprocess.run(_cli("train", "--resume", str(interrupted)), check=True, capture_output=True)
+    straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(interrupted / "last.pt")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    rows = (interrupted / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 5  # header + 4 epochs, none repeated
+
+
+def test_new_runs_never_overwrite(tmp_path: Path) -> None:
+    first = new_run_dir(None, "digits-v2", root=tmp_path)
+    (first / "last.pt").write_text("keep me")
+    second = new_run_dir(None, "digits-v2", root=tmp_path)
+    assert second.name == "digits-v2-2" and (first / "last.pt").read_text() == "keep me"
+    with pytest.raises(ValueError, match="already exists and is not empty: pass --resume"):
+        new_run_dir(str(first), "x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="cannot write to run directory"):
+        new_run_dir(str(tmp_path / "file" / "run"), "x")
+
+
+def test_checkpoints_are_atomic_and_loaded_safely(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.pt"
+    good = {"model": {"w": torch.ones(2)}, "model_config": {}, "classes": ["a"], "epoch": 1}
+    save_atomic(good, path)
+
+    def crash(obj: object, f: object) -> None:
+        f.write(b"partial")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic({"model": {}}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+    (tmp_path / "torn.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="torn.pt is not a readable mobilenet checkpoint"):
+        load_checkpoint(tmp_path / "torn.pt")
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo pwned",))
+
+    torch.save({"model": Exploit()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="evil.pt is not a readable mobilenet checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    torch.save({"weights": torch.ones(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt is not a mobilenet checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    assert main(["train", *TINY, "--epochs", "3", "--out", str(out)]) == 0
+    return out
+
+
+def test_eval_and_predict_from_the_cli(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(trained_run / "best.pt"), "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "top-1" in out and "rows: true class" in out and (tmp_path / "eval" / "confusion.png").is_file()
+    result, classes, _ = evaluate_checkpoint(trained_run / "best.pt", out_dir=tmp_path / "e2")
+    assert int(result.confusion.sum()) == 360 and classes == [str(i) for i in range(10)]
+    assert result.top1 == pytest.approx(float(result.per_class.mul(result.confusion.sum(1)).sum()) / 360)
+
+    train, _ = load_digits_splits()
+    paths = []
+    for i, mode in enumerate(("L", "RGBA", "RGB")):
+        image = Image.fromarray(train.images[i, 0].numpy()).resize((20 + 9 * i, 24)).convert(mode)
+        paths.append(tmp_path / f"digit{i}.png")
+        image.save(paths[-1])
+    assert main(["predict", *map(str, paths), "--checkpoint", str(trained_run), "--top-k", "3", "--json"]) == 0
+    predictions = json.loads(capsys.readouterr().out)
+    assert len(predictions) == 3 and all(len(p["labels"]) == 3 for p in predictions)
+    assert all(sum(p["probabilities"]) <= 1.0 + 1e-6 and p["probabilities"] == sorted(p["probabilities"], reverse=True)
+               for p in predictions)  # fmt: skip
+    assert predict(trained_run, paths[:1], top_k=20)[0].labels.__len__() == 10
+
+
+def test_bad_checkpoints_and_images_are_clear_errors(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = load_checkpoint(trained_run / "last.pt")
+    ckpt["model_config"]["width"] = 0.5  # weights of a 0.25 model under a 0.5 architecture
+    torch.save(ckpt, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="weights do not fit mobilenet_v1"):
+        load_model(tmp_path / "wrong.pt")
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(ValueError, match="cannot decode image .*junk.png"):
+        predict(trained_run, [tmp_path / "junk.png"])
+    folder = tmp_path / "three"
+    for split in ("train", "val"):
+        for name in ("a", "b", "c"):
+            (folder / split / name).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(folder / split / name / "x.png")
+    with pytest.raises(ValueError, match="trained on 10 classes .* but imagefolder has 3"):
+        evaluate_checkpoint(trained_run, DataConfig("imagefolder", str(folder), workers=0))
+
+
+def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.toml").write_text("[train]\nepochz = 3\n")
+    assert main(["train", "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "unknown TrainConfig keys: epochz" in capsys.readouterr().err
+    assert main(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "none")]) == 2
+    assert "image folder" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+           "-m", "mobilenet", "train", *TINY, "--epochs", "1", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and 0 <= rows[0]["test_acc"] <= 1
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["best.pt", "last.pt"]
+    assert not list(out.glob(".*.tmp"))  # the second rank wrote nothing
+
+
+@pytest.mark.slow
+def test_main_job_reaches_97_percent(tmp_path: Path) -> None:
+    """The README's main job: `mobilenet train` (MobileNetV2 CIFAR variant, width 0.5, digits)."""
+    result = fit(RECIPES["digits"].model, RECIPES["digits"].data, RECIPES["digits"].train, out=str(tmp_path / "r"))
+    assert result["final"]["test_acc"] >= 0.97
