@@ -222,6 +222,17 @@ def test_image_folder_bad_input_names_the_culprit(tmp_path: Path, damage, messag
             pass
 
 
+def test_worker_processes_report_a_corrupt_file_in_one_line(tmp_path: Path) -> None:
+    _image_tree(tmp_path)
+    (tmp_path / "train" / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    train, _ = load_splits(DataConfig("imagefolder", str(tmp_path), resolution=32, workers=2))
+    with pytest.raises(ValueError) as err:
+        for _ in train.batches(2, train=True):
+            pass
+    assert str(err.value).startswith("cannot decode image") and "broken.png" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_image_folder_needs_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs --data-dir"):
         load_splits(DataConfig("imagefolder"))

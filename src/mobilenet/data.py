@@ -194,8 +194,13 @@ class FolderSplit:
             num_workers=self.workers,
             persistent_workers=False,
         )
-        for images, labels in loader:
-            yield T.normalize(images, self.mean, self.std), labels
+        try:
+            for images, labels in loader:
+                yield T.normalize(images, self.mean, self.std), labels
+        except ValueError as err:
+            # A worker's error arrives wrapped in its traceback; keep the one line that names the file.
+            lines = [line for line in str(err).splitlines() if line.startswith("ValueError: ")]
+            raise ValueError(lines[-1].removeprefix("ValueError: ") if lines else str(err)) from None
 
 
 Split = ArraySplit | FolderSplit
