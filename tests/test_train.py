@@ -181,6 +181,18 @@ def test_bad_checkpoints_and_images_are_clear_errors(trained_run: Path, tmp_path
         evaluate_checkpoint(trained_run, DataConfig("imagefolder", str(folder), workers=0))
 
 
+def test_every_config_field_has_a_train_flag() -> None:
+    import dataclasses
+
+    from mobilenet.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--momentum", "0.5", "--no-download", "--cifar"])
+    for cls in (ModelConfig, DataConfig, TrainConfig):
+        missing = [f.name for f in dataclasses.fields(cls) if f.name != "num_classes" and not hasattr(args, f.name)]
+        assert missing == [], cls.__name__
+    assert (args.momentum, args.download, args.cifar) == (0.5, False, True)
+
+
 def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "bad.toml").write_text("[train]\nepochz = 3\n")
     assert main(["train", "--config", str(tmp_path / "bad.toml")]) == 2

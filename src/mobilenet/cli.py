@@ -46,14 +46,6 @@ def _tables(args: argparse.Namespace) -> str:
     return tables_text()
 
 
-_SECTIONS = {
-    "model": ("arch", "width", "dropout", "cifar", "activation", "bottleneck", "shortcut", "block"),
-    "data": ("dataset", "data_dir", "resolution", "download", "workers"),
-    "train": ("epochs", "batch_size", "optimizer", "lr", "lr_batch", "weight_decay", "schedule", "lr_decay",
-              "warmup_epochs", "label_smoothing", "ema_decay", "precision", "channels_last", "seed", "device"),
-}  # fmt: skip
-
-
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     from mobilenet.train import RECIPES
 
@@ -82,6 +74,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", help="sgd | rmsprop")
     g.add_argument("--lr", type=float, help="learning rate at --lr-batch; scaled linearly with --batch-size")
     g.add_argument("--lr-batch", type=int)
+    g.add_argument("--momentum", type=float, help="SGD momentum, or RMSProp's (default 0.9)")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--schedule", help="cosine | exponential")
     g.add_argument("--lr-decay", type=float, help="per-epoch factor of the exponential schedule")
@@ -95,6 +88,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> str:
+    import dataclasses
+
     from mobilenet.config import load_config_file, replace_from_dict
     from mobilenet.fit import fit
     from mobilenet.train import RECIPES
@@ -107,8 +102,10 @@ def _train(args: argparse.Namespace) -> str:
         if unknown:
             raise ValueError(f"unknown config file tables: {', '.join(unknown)} (expected model, data, train)")
         configs = {name: replace_from_dict(cfg, file.get(name, {})) for name, cfg in configs.items()}
-    for name, keys in _SECTIONS.items():
-        given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    for name, config in configs.items():
+        # every config field with a flag of the same name; num_classes always comes from the data
+        keys = [f.name for f in dataclasses.fields(config) if f.name != "num_classes"]  # type: ignore[arg-type]
+        given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
         configs[name] = replace_from_dict(configs[name], given)
     if args.resume and args.out:
         raise ValueError("--resume continues the run in its own directory; drop --out")

@@ -41,6 +41,18 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
+def epoch_order(n: int, *, train: bool, seed: int, epoch: int, rank: int, world: int) -> tuple[Tensor, torch.Generator]:
+    """This rank's sample indices for one epoch, and the generator that also drives its augmentation.
+
+    Training: a permutation seeded by (seed, epoch), padded and strided like DistributedSampler.
+    Evaluation: every index once over all ranks, in order.
+    """
+    g = _epoch_generator(seed, epoch)
+    if not train:
+        return torch.arange(n)[rank::world], g
+    return _shard(torch.randperm(n, generator=g), rank, world), g
+
+
 def _shard(order: Tensor, rank: int, world: int) -> Tensor:
     """DistributedSampler's rule: pad by wrapping so every rank gets the same number of samples."""
     if world == 1:
@@ -72,12 +84,7 @@ class ArraySplit:
     def batches(
         self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        g = _epoch_generator(seed, epoch)
-        order = (
-            _shard(torch.randperm(len(self), generator=g), rank, world)
-            if train
-            else torch.arange(len(self))[rank::world]
-        )
+        order, g = epoch_order(len(self), train=train, seed=seed, epoch=epoch, rank=rank, world=world)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             images = self.images[idx]
@@ -181,12 +188,7 @@ class FolderSplit:
     def batches(
         self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        g = _epoch_generator(seed, epoch)
-        order = (
-            _shard(torch.randperm(len(self), generator=g), rank, world)
-            if train
-            else torch.arange(len(self))[rank::world]
-        )
+        order, _ = epoch_order(len(self), train=train, seed=seed, epoch=epoch, rank=rank, world=world)
         dataset = _FolderDataset(self, train, seed * 1000 + epoch)
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(dataset, order.tolist()),
