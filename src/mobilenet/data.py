@@ -82,12 +82,21 @@ class ArraySplit:
         return len(self.labels)
 
     def batches(
-        self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
+        self,
+        batch_size: int,
+        *,
+        train: bool,
+        epoch: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         order, g = epoch_order(len(self), train=train, seed=seed, epoch=epoch, rank=rank, world=world)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            images = self.images[idx]
+            # uint8 crosses to the device (4x less traffic than float); crop, flip, normalize run there
+            images = self.images[idx].to(device or "cpu", non_blocking=True)
             if train:
                 images = T.random_crop_flip(images, self.padding, generator=g, flip=self.flip)
             yield T.normalize(images, self.mean, self.std), self.labels[idx]
@@ -186,7 +195,15 @@ class FolderSplit:
         return len(self.samples)
 
     def batches(
-        self, batch_size: int, *, train: bool, epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1
+        self,
+        batch_size: int,
+        *,
+        train: bool,
+        epoch: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         order, _ = epoch_order(len(self), train=train, seed=seed, epoch=epoch, rank=rank, world=world)
         dataset = _FolderDataset(self, train, seed * 1000 + epoch)
@@ -197,8 +214,8 @@ class FolderSplit:
             persistent_workers=False,
         )
         try:
-            for images, labels in loader:
-                yield T.normalize(images, self.mean, self.std), labels
+            for images, labels in loader:  # images differ in size, so workers crop them one by one
+                yield T.normalize(images.to(device or "cpu", non_blocking=True), self.mean, self.std), labels
         except ValueError as err:
             # A worker's error arrives wrapped in its traceback; keep the one line that names the file.
             lines = [line for line in str(err).splitlines() if line.startswith("ValueError: ")]

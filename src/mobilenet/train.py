@@ -153,7 +153,7 @@ def evaluate(
     k = len(split.classes)
     confusion = torch.zeros(k, k, dtype=torch.int64)
     loss_sum, top5 = 0.0, 0.0
-    batches = split.batches(batch_size, train=False, rank=ctx.rank, world=ctx.world)
+    batches = split.batches(batch_size, train=False, rank=ctx.rank, world=ctx.world, device=ctx.device)
     for images, labels in tqdm(batches, desc="eval", disable=not progress, leave=False):
         images, labels = _to(images, labels, ctx.device, channels_last)
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -192,7 +192,9 @@ def train_one_epoch(
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout noise depends only on (seed, epoch): resumable
     steps = math.ceil(math.ceil(len(split) / ctx.world) / cfg.batch_size)
     loss_sum, correct, seen, start = 0.0, 0.0, 0, time.perf_counter()
-    batches = split.batches(cfg.batch_size, train=True, epoch=epoch, seed=cfg.seed, rank=ctx.rank, world=ctx.world)
+    batches = split.batches(
+        cfg.batch_size, train=True, epoch=epoch, seed=cfg.seed, rank=ctx.rank, world=ctx.world, device=ctx.device
+    )
     bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
     for step, (images, labels) in enumerate(bar):
         for group in optimizer.param_groups:
