@@ -98,15 +98,13 @@ def _extract(archive: Path, layout: CifarLayout, root: Path) -> Path:
 
 def _find(dataset: str, data_dir: str | None, allow_download: bool) -> tuple[Path, CifarLayout]:
     root = Path(data_dir) if data_dir else DEFAULT_DIR
-    candidates = [root, root / "cifar"] if data_dir else [root]
-    for base in candidates:
-        for layout in LAYOUTS[dataset]:
-            if base.name == layout.folder and base.is_dir():
-                return base, layout
-            if (base / layout.folder).is_dir():
-                return base / layout.folder, layout
-            if (base / layout.archive).is_file():
-                return _extract(base / layout.archive, layout, base), layout
+    for layout in LAYOUTS[dataset]:
+        if root.name == layout.folder and root.is_dir():
+            return root, layout
+        if (root / layout.folder).is_dir():
+            return root / layout.folder, layout
+        if (root / layout.archive).is_file():
+            return _extract(root / layout.archive, layout, root), layout
     if not allow_download and data_dir and not root.exists():
         raise ValueError(f"data directory {root} does not exist")
     if not allow_download:

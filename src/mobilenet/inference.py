@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from mobilenet import transforms as T
 from mobilenet.checkpoint import load_checkpoint
@@ -81,7 +82,7 @@ def predict(path: str | Path, images: list[str | Path], top_k: int = 5) -> list[
         if dataset == "imagefolder":
             image = T.resize_center_crop(image, size)
         else:  # digits and CIFAR were trained on whole images at their native side
-            image = image.resize((size, size), T.Image.Resampling.BILINEAR)
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
         tensors.append(T.pil_to_tensor(image))
     batch = T.normalize(torch.stack(tensors), tuple(ckpt["mean"]), tuple(ckpt["std"]))
     probs = model(batch).softmax(1)
