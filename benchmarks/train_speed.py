@@ -21,21 +21,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from mobilenet.models import mobilenet_v2
+from mobilenet.peers import import_peer
 
 
 def torchvision_v2(num_classes: int) -> nn.Module | None:
     try:
-        try:
-            torch.ops.torchvision.nms  # noqa: B018
-        except (AttributeError, RuntimeError):  # CPU torch + CUDA torchvision wheel: define the op schemas
-            lib = torch.library.Library("torchvision", "DEF")
-            lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-            lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-            torchvision_v2.lib = lib  # type: ignore[attr-defined]  # keep the registration alive
-        import torchvision
-
-        return torchvision.models.mobilenet_v2(num_classes=num_classes)
-    except Exception as err:
+        return import_peer("torchvision").models.mobilenet_v2(num_classes=num_classes)
+    except ImportError as err:
         print(f"(torchvision unavailable, skipped: {err})")
         return None
 

@@ -1,35 +1,22 @@
-"""Shared test helpers.
-
-torchvision's only wheel here is a CUDA build: against the CPU torch its C ops cannot load, and its
-import then fails registering fakes for `torchvision::nms`/`qnms`. Defining those two schemas first
-lets the pure-Python model code import; we use torchvision (and timm) only as peer references.
-"""
+"""Shared test helpers. Peers (torchvision, timm) are imported through `mobilenet.peers`, which copes
+with CUDA-only torchvision wheels; a test that needs a missing peer is skipped."""
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import pytest
 import torch
 
-_schemas: torch.library.Library | None = None
+from mobilenet.peers import import_peer as _import_peer
 
 
 def import_peer(name: str) -> ModuleType:
-    """Import torchvision or timm (which imports torchvision), or skip the test if not installed."""
-    global _schemas
-    if _schemas is None:
-        try:
-            torch.ops.torchvision.nms  # noqa: B018 - a real build registers the op itself
-        except (AttributeError, RuntimeError):
-            _schemas = torch.library.Library("torchvision", "DEF")
-            _schemas.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-            _schemas.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    """Import torchvision or timm, or skip the test if it is not installed."""
     try:
-        return importlib.import_module(name)
+        return _import_peer(name)
     except ImportError as err:
-        pytest.skip(f"{name} not installed: {err}")
+        pytest.skip(str(err))
 
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:

@@ -7,8 +7,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mobilenet.config import ARCHS, ModelConfig
+
+if TYPE_CHECKING:
+    from mobilenet.models import MobileNet
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -132,7 +136,7 @@ def _eval(args: argparse.Namespace) -> str:
 def _predict(args: argparse.Namespace) -> str:
     from mobilenet.inference import predict
 
-    predictions = predict(args.checkpoint, args.images, args.top_k)
+    predictions = predict(args.checkpoint, args.images, args.top_k, splits=args.split)
     if args.json:
         return json.dumps([p.__dict__ for p in predictions], indent=2)
     lines = []
@@ -140,6 +144,47 @@ def _predict(args: argparse.Namespace) -> str:
         ranked = ", ".join(f"{label} {prob:.1%}" for label, prob in zip(p.labels, p.probabilities, strict=True))
         lines.append(f"{p.path}: {ranked}")
     return "\n".join(lines)
+
+
+def _memory(args: argparse.Namespace) -> str:
+    from mobilenet.report import memory_data, memory_text
+
+    config = _model_config(args)
+    kwargs = {"dtype": args.dtype, "splits": args.split, "batch": args.batch, "first_layer": args.first_layer}
+    if args.json:
+        return json.dumps(memory_data(config, args.resolution, **kwargs), indent=2)
+    return memory_text(config, args.resolution, **kwargs)
+
+
+def _bench_model(args: argparse.Namespace) -> tuple[MobileNet, int]:
+    """The checkpoint's model (and its training resolution), or a randomly initialised one from flags."""
+    from mobilenet.inference import load_model
+    from mobilenet.models import build_model
+
+    if args.checkpoint:
+        model, ckpt = load_model(args.checkpoint)
+        return model, args.resolution or int(ckpt["resolution"])
+    config = ModelConfig(arch=args.arch, width=args.width, num_classes=args.num_classes, cifar=args.cifar)
+    return build_model(config).eval(), args.resolution or 224
+
+
+def _bench(args: argparse.Namespace) -> str:
+    from mobilenet.benchmark import report_data, report_text, run_paths, torch_paths, torchvision_path
+
+    model, resolution = _bench_model(args)
+    notes: list[str] = []
+    paths = torch_paths(model, args.split)
+    if args.peers:
+        if model.config.arch == "mobilenet_v2" and model.config.block == "inverted" and not model.config.cifar:
+            peer = torchvision_path(model.config.num_classes, model.config.width, notes)
+            if peer is not None:
+                paths.append(peer)
+        else:
+            notes.append("torchvision skipped: it has no model matching this architecture")
+    report = run_paths(paths, resolution=resolution, batches=tuple(args.batch), threads=args.threads,
+                       runs=args.runs, progress=lambda m: print(f"timing {m}", file=sys.stderr))  # fmt: skip
+    report.notes += notes
+    return json.dumps(report_data(report), indent=2) if args.json else report_text(report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +224,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--split", type=int, metavar="T",
+                   help="memory-efficient inference: compute each expanded tensor in T channel groups")  # fmt: skip
     p.set_defaults(run=_predict)
+
+    p = sub.add_parser("memory", help="activation memory: V2 paper Table 3, per-op and split-inference peaks")
+    _add_model_args(p)
+    p.add_argument("--dtype", default="float16", choices=("float32", "float16", "bfloat16", "int8"),
+                   help="activation type (default float16, as the paper's Table 3)")  # fmt: skip
+    p.add_argument("--split", type=int, metavar="T", help="also plan split inference with T groups per block")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--first-layer", default="split", choices=("materialise", "split", "stream"),
+                   help="Table 3 treatment of the stem's output (default split: the paper's table)")  # fmt: skip
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_memory)
+
+    p = sub.add_parser("bench", help="latency, images/s and peak memory of our paths vs the peers, same run")
+    p.add_argument("--checkpoint", help="a .pt file or run directory (default: random weights from the flags)")
+    p.add_argument("--arch", default="mobilenet_v2", choices=ARCHS)
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--cifar", action="store_true")
+    p.add_argument("--resolution", type=int, help="default 224, or the checkpoint's training resolution")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=30, help="timed runs per path (at least 1 s of them)")
+    p.add_argument("--split", type=int, nargs="+", metavar="T", help="also time split inference with these T")
+    p.add_argument("--no-peers", dest="peers", action="store_false", help="skip the peer paths")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_bench)
     return parser
 
 

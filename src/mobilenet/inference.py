@@ -15,6 +15,7 @@ from mobilenet.config import ModelConfig
 from mobilenet.data import DataConfig, load_splits, open_image
 from mobilenet.models import MobileNet, build_model
 from mobilenet.plots import plot_confusion
+from mobilenet.split import SplitInference
 from mobilenet.train import EvalResult, evaluate
 
 
@@ -70,11 +71,19 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict(path: str | Path, images: list[str | Path], top_k: int = 5) -> list[Prediction]:
-    """Top-k classes for each image file, preprocessed the way the checkpoint's training data was."""
+def predict(
+    path: str | Path, images: list[str | Path], top_k: int = 5, *, splits: int | None = None
+) -> list[Prediction]:
+    """Top-k classes for each image file, preprocessed the way the checkpoint's training data was.
+
+    `splits`: run the memory-efficient executor (`SplitInference`) with that many groups per block.
+    """
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
+    model: torch.nn.Module
     model, ckpt = load_model(path)
+    if splits is not None:
+        model = SplitInference(model, splits)
     size, dataset = int(ckpt["resolution"]), ckpt["data_config"]["dataset"]
     tensors = []
     for image_path in images:

@@ -213,3 +213,26 @@ def table3_counts() -> list[tuple[str, float, float, float, float]]:
         ours_params = k * k * m * n if standard else k * k * m + m * n
         rows.append((label, macs, ours_macs / 1e6, params, ours_params / 1e6))
     return rows
+
+
+# Sandler et al. 2018, Table 3: the most channels / kB (16-bit activations) that must be materialised at
+# each spatial size, ImageNet 224x224. (size, V1 channels, V1 kB, V2 channels, V2 kB), verbatim; the
+# ShuffleNet column is not reproduced (not a network this package builds).
+V2_TABLE3: tuple[tuple[int, int, int, int, int], ...] = (
+    (112, 64, 1600, 16, 400),
+    (56, 128, 800, 32, 200),
+    (28, 256, 400, 64, 100),
+    (14, 512, 200, 160, 62),
+    (7, 1024, 199, 320, 32),
+    (1, 1024, 2, 1280, 2),
+)
+V2_TABLE3_MAX_KB = {"mobilenet_v1": 1600, "mobilenet_v2": 400}
+# Another arXiv revision shows the 112x112 row as O(1) for every network: the whole first resolution
+# computed without materialising it ("stream" below), with these maxima.
+V2_TABLE3_STREAM_MAX_KB = {"mobilenet_v1": 800, "mobilenet_v2": 200}
+V2_TABLE3_NOTE = (
+    "V1 matches every row except 7x7, where 1024 ch x 7x7 x 2 B = 100 kB (the paper prints 199). The V2 "
+    "column pairs each size with the channels of the next stage (V2 has 24 channels at 56x56, 32 at 28x28, "
+    "96 at 14x14, 320 at 7x7); its 112x112 row and the maximum, 16 ch = 401 kB, match. In the streamed "
+    "variant the V2 maximum is 24 ch x 56x56 = 151 kB, not the 200 kB of the paper's 32-channel row."
+)

@@ -1,0 +1,100 @@
+"""Measurement helpers shared by the CLI and the benchmarks: latency statistics and peak memory.
+
+Peak memory comes from the allocator itself: PyTorch's profiler records every CPU (and CUDA) allocation
+and free made while `fn` runs, with sizes, so the running sum of those events is the exact number of
+bytes alive at each moment above what existed before the call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _walk(nodes: list[Any]) -> Iterator[Any]:
+    for node in nodes:
+        yield node
+        yield from _walk(node.children)
+
+
+def peak_allocated(fn: Callable[[], object]) -> int:
+    """Most bytes the allocator held at once while `fn()` ran, above what was allocated before it.
+
+    Tensors `fn` returns count (they are alive at the end); the caller's inputs do not.
+    """
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    prof = profile(activities=activities, profile_memory=True)
+    with _quiet_stderr():  # the profiler's C++ side logs its start and stop on fd 2
+        prof.start()
+    try:
+        result = fn()
+    finally:
+        with _quiet_stderr():
+            prof.stop()
+    events = []
+    for node in _walk(prof.profiler.kineto_results.experimental_event_tree()):  # type: ignore[union-attr]
+        fields = node.extra_fields
+        if type(fields).__name__ == "_ExtraFields_Allocation":
+            events.append((node.start_time_ns, fields.alloc_size))
+    del result
+    events.sort(key=lambda e: e[0])
+    live = top = 0
+    for _, size in events:
+        live += size
+        top = max(top, live)
+    return top
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    p90_ms: float
+    runs: int
+    batch: int
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / (self.median_ms / 1e3)
+
+
+def time_fn(fn: Callable[[], object], *, batch: int = 1, runs: int = 50, warmup: int = 5,
+            min_seconds: float = 0.0) -> Timing:  # fmt: skip
+    """Median and 90th-percentile wall time of `fn()` after `warmup` untimed calls.
+
+    Runs at least `runs` times and until `min_seconds` of timed calls have passed.
+    """
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
+    return Timing(statistics.median(times), p90, len(times), batch)
