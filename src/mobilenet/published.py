@@ -231,8 +231,8 @@ V2_TABLE3_MAX_KB = {"mobilenet_v1": 1600, "mobilenet_v2": 400}
 # computed without materialising it ("stream" below), with these maxima.
 V2_TABLE3_STREAM_MAX_KB = {"mobilenet_v1": 800, "mobilenet_v2": 200}
 V2_TABLE3_NOTE = (
-    "V1 matches every row except 7x7, where 1024 ch x 7x7 x 2 B = 100 kB (the paper prints 199). The V2 "
-    "column pairs each size with the channels of the next stage (V2 has 24 channels at 56x56, 32 at 28x28, "
-    "96 at 14x14, 320 at 7x7); its 112x112 row and the maximum, 16 ch = 401 kB, match. In the streamed "
-    "variant the V2 maximum is 24 ch x 56x56 = 151 kB, not the 200 kB of the paper's 32-channel row."
+    "V1 matches every row except 7x7, where 1024 ch x 7x7 x 2 B = 100 kB (the paper prints 199). V2's "
+    "56x56, 28x28 and 14x14 rows list 32, 64 and 160 channels, widths V2 has only at the next smaller "
+    "size (it has 24, 32 and 96 there); its 112x112 row, 7x7 row and maximum (16 ch = 401 kB) match. "
+    "In the streamed variant the V2 maximum is 24 ch x 56x56 = 151 kB, not the paper's 200 kB (32 ch)."
 )
