@@ -10,7 +10,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -18,15 +21,23 @@ from mobilenet.measure import Timing, peak_allocated, time_fn
 from mobilenet.models import MobileNet
 from mobilenet.report import columns
 
-Runner = Callable[[Tensor], object]
+
+def _identity(x: Tensor) -> object:
+    return x
+
+
+def _to_numpy(x: Tensor) -> object:
+    return np.ascontiguousarray(x.numpy(), dtype=np.float32)
 
 
 @dataclass(frozen=True)
 class BenchPath:
     name: str
     ours: bool
-    run: Runner
+    run: Callable[[Any], object]
     torch_memory: bool = True  # the allocator sees its tensors (PyTorch paths)
+    prepare: Callable[[Tensor], object] = _identity  # converts the shared input once, outside the timing
+    engine: tuple[Path, str, str] | None = None  # (file, engine, precision) of an exported-model path
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class BenchResult:
     batch: int
     timing: Timing
     peak_bytes: int | None  # activation peak incl. the input batch; None where it cannot be measured
+    rss_bytes: int | None = None  # engine paths: resident memory of loading the engine and running it
 
 
 @dataclass
@@ -103,15 +115,30 @@ def run_paths(
         if batch < 1:
             raise ValueError(f"batch sizes must be >= 1, got {batch}")
         x = torch.randn(batch, 3, resolution, resolution, generator=g).contiguous(memory_format=torch.channels_last)
-        for path in paths:
+        calls = [functools.partial(path.run, path.prepare(x)) for path in paths]
+        # Interleave: every path is timed in `rounds` slices taken in turn, so drift in the machine's speed
+        # (other tenants, frequency) lands on all paths alike instead of on whichever ran last.
+        samples: list[list[float]] = [[] for _ in paths]
+        for path, call in zip(paths, calls, strict=True):
             if progress:
-                progress(f"batch {batch}: {path.name}")
-            call = functools.partial(path.run, x)
-            timing = time_fn(call, batch=batch, runs=runs, min_seconds=min_seconds)
+                progress(f"batch {batch}: warming up {path.name}")
+            time_fn(call, runs=1, warmup=3)
+        rounds = 5
+        for r in range(rounds):
+            if progress:
+                progress(f"batch {batch}: round {r + 1}/{rounds}")
+            for i, call in enumerate(calls):
+                t = time_fn(call, runs=max(1, runs // rounds), warmup=1, min_seconds=min_seconds / rounds)
+                samples[i] += t.samples
+        for path, call, times in zip(paths, calls, samples, strict=True):
+            timing = Timing.from_samples(times, batch)
             peak = None
             if path.torch_memory:
                 peak = peak_allocated(call) + x.numel() * x.element_size()
-            report.results.append(BenchResult(path.name, path.ours, batch, timing, peak))
+            rss = None
+            if path.engine is not None:
+                rss = engine_memory(*path.engine, batch=batch, resolution=resolution, threads=threads)
+            report.results.append(BenchResult(path.name, path.ours, batch, timing, peak, rss))
     return report
 
 
@@ -129,6 +156,7 @@ def report_data(report: BenchReport) -> dict[str, object]:
                 "images_per_s": r.timing.images_per_s,
                 "runs": r.timing.runs,
                 "peak_bytes": r.peak_bytes,
+                "rss_bytes": r.rss_bytes,
             }
             for r in report.results
         ],
@@ -146,11 +174,15 @@ def _reference(report: BenchReport, batch: int, prefer: str) -> BenchResult | No
 
 def report_text(report: BenchReport, reference: str = "torchvision mobilenet_v2 eager") -> str:
     """One table per batch size; ratios are the reference's time (or memory) over each path's."""
-    lines = [f"{report.resolution}x{report.resolution}, {report.threads} threads; ratio = reference / path"]
+    lines = [
+        f"{report.resolution}x{report.resolution}, {report.threads} threads; ratio = reference / path; "
+        "act. MB = PyTorch allocator peak incl. the input; engine MB = peak resident memory an engine adds "
+        "(libraries, model, arena, activations) in a fresh process"
+    ]
     for batch in sorted({r.batch for r in report.results}):
         ref = _reference(report, batch, reference)
         lines += ["", f"batch {batch}" + (f" (reference: {ref.name})" if ref else " (no peer measured)")]
-        header = ("path", "median ms", "p90 ms", "img/s", "speed vs ref", "peak MB", "memory vs ref")
+        header = ("path", "median ms", "p90 ms", "img/s", "speed vs ref", "act. MB", "memory vs ref", "engine MB")
         rows: list[tuple[str, ...]] = [header]
         for r in (r for r in report.results if r.batch == batch):
             speed = f"{ref.timing.median_ms / r.timing.median_ms:.2f}x" if ref else ""
@@ -161,7 +193,135 @@ def report_text(report: BenchReport, reference: str = "torchvision mobilenet_v2 
                 else ""
             )
             rows.append((r.name, f"{r.timing.median_ms:.2f}", f"{r.timing.p90_ms:.2f}",
-                         f"{r.timing.images_per_s:.1f}", speed, mem, mem_ratio))  # fmt: skip
+                         f"{r.timing.images_per_s:.1f}", speed, mem, mem_ratio,
+                         "-" if r.rss_bytes is None else f"{r.rss_bytes / 1e6:.1f}"))  # fmt: skip
         lines += columns(rows)
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
+
+
+def _engine_runner(path: Path, engine: str, precision: str, threads: int) -> Callable[[Any], object]:
+    from mobilenet import engines
+
+    return engines.load(path, engine, threads=threads, precision=precision)
+
+
+def _random_calibration(resolution: int, images: int = 16) -> list[np.ndarray]:
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(images, 3, resolution, resolution, generator=g).numpy()]
+
+
+def engine_paths(
+    model: MobileNet,
+    resolution: int,
+    workdir: Path,
+    notes: list[str],
+    *,
+    engines: tuple[str, ...] = ("onnxruntime", "openvino"),
+    precisions: tuple[str, ...] = ("fp32", "int8", "bf16"),
+    threads: int = 2,
+    calibration: list[np.ndarray] | None = None,
+) -> list[BenchPath]:
+    """Our model exported to ONNX (BN folded) and int8 QDQ, on each installed engine and precision."""
+    from mobilenet import engines as eng
+    from mobilenet.export import export_onnx
+    from mobilenet.quantize import quantize_onnx
+
+    installed = [e for e in engines if e in eng.available()]
+    for e in engines:
+        if e not in installed:
+            notes.append(f"{e} not installed: its paths were skipped (pip install 'mobilenet[{_extra(e)}]')")
+    if not installed:
+        return []
+    fp32 = export_onnx(model, workdir / "mobilenet.onnx", resolution)
+    int8 = None
+    if "int8" in precisions:
+        int8 = quantize_onnx(fp32, workdir / "mobilenet.int8.onnx", calibration or _random_calibration(resolution))
+    paths = []
+    for engine in installed:
+        for precision in precisions:
+            if precision == "bf16" and (engine != "openvino" or not eng.cpu_has_bf16()):
+                continue
+            file = int8 if precision == "int8" else fp32
+            assert file is not None
+            run = _engine_runner(file, engine, "bf16" if precision == "bf16" else "fp32", threads)
+            paths.append(BenchPath(f"mobilenet {engine} {precision}", True, run, False, _to_numpy,
+                                   (file, engine, precision)))  # fmt: skip
+    if "bf16" in precisions and not eng.cpu_has_bf16():
+        notes.append("bf16 skipped: this CPU has neither AVX512-BF16 nor AMX")
+    return paths
+
+
+def _extra(engine: str) -> str:
+    return "openvino" if engine == "openvino" else "deploy"
+
+
+def torchvision_onnx_paths(
+    num_classes: int, width: float, resolution: int, workdir: Path, notes: list[str], *, threads: int = 2
+) -> list[BenchPath]:
+    """The usual peer deployment: torchvision's model -> torch.onnx.export -> onnxruntime, fp32 and int8
+    (onnxruntime's own static QDQ quantizer, per-channel, the same calibration as ours)."""
+    from mobilenet import engines as eng
+    from mobilenet.export import _quiet_exporter
+    from mobilenet.peers import import_peer
+    from mobilenet.quantize import quantize_onnx
+
+    if "onnxruntime" not in eng.available():
+        notes.append("torchvision -> onnxruntime skipped: onnxruntime not installed")
+        return []
+    try:
+        tv = import_peer("torchvision")
+    except ImportError as err:
+        notes.append(f"torchvision -> onnxruntime skipped: {err}")
+        return []
+    peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
+    fp32 = workdir / "torchvision.onnx"
+    x = torch.randn(1, 3, resolution, resolution)
+    import warnings
+
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(peer, (x,), dynamo=True, input_names=["images"],
+                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))  # fmt: skip
+        assert program is not None
+        program.save(str(fp32))
+    int8 = quantize_onnx(fp32, workdir / "torchvision.int8.onnx", _random_calibration(resolution))
+    return [
+        BenchPath("torchvision -> onnxruntime fp32", False, _engine_runner(fp32, "onnxruntime", "fp32", threads),
+                  False, _to_numpy, (fp32, "onnxruntime", "fp32")),
+        BenchPath("torchvision -> onnxruntime int8", False, _engine_runner(int8, "onnxruntime", "fp32", threads),
+                  False, _to_numpy, (int8, "onnxruntime", "int8")),
+    ]  # fmt: skip
+
+
+_MEMORY_PROBE = """
+import resource, sys
+import numpy as np
+from mobilenet import engines
+path, engine, precision, batch, size, threads = sys.argv[1:7]
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()
+before = rss()
+run = engines.load(path, engine, threads=int(threads), precision='bf16' if precision == 'bf16' else 'fp32')
+x = np.zeros((int(batch), 3, int(size), int(size)), dtype=np.float32)
+for _ in range(3):
+    run(x)
+hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM:')][0]
+print(int(hwm.split()[1]) * 1024 - before)
+"""
+
+
+def engine_memory(path: Path, engine: str, precision: str, *, batch: int, resolution: int, threads: int) -> int | None:
+    """Peak resident memory an engine adds to a fresh process (after its imports) to load `path` and run
+    three batches: its weights, arena and activations. None where it cannot be measured (non-Linux).
+    (VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak.)"""
+    import subprocess
+    import sys
+
+    args = [str(path), engine, precision, str(batch), str(resolution), str(threads)]
+    try:
+        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, *args], capture_output=True, text=True,
+                             check=True, timeout=300)  # fmt: skip
+        return int(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
+        return None

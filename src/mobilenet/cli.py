@@ -168,23 +168,89 @@ def _bench_model(args: argparse.Namespace) -> tuple[MobileNet, int]:
     return build_model(config).eval(), args.resolution or 224
 
 
+def _check_flags(model: MobileNet, args: argparse.Namespace) -> None:
+    """A checkpoint must match any architecture flags given beside it."""
+    for name in ("arch", "width", "num_classes"):
+        given = getattr(args, name, None)
+        actual = getattr(model.config, name)
+        if given is not None and given != actual:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"the checkpoint holds {name}={actual!r} but {flag} asks for {given!r}")
+
+
 def _bench(args: argparse.Namespace) -> str:
-    from mobilenet.benchmark import report_data, report_text, run_paths, torch_paths, torchvision_path
+    import tempfile
+    from pathlib import Path
+
+    from mobilenet.benchmark import (
+        engine_paths,
+        report_data,
+        report_text,
+        run_paths,
+        torch_paths,
+        torchvision_onnx_paths,
+        torchvision_path,
+    )
 
     model, resolution = _bench_model(args)
+    config = model.config
     notes: list[str] = []
-    paths = torch_paths(model, args.split)
-    if args.peers:
-        if model.config.arch == "mobilenet_v2" and model.config.block == "inverted" and not model.config.cifar:
-            peer = torchvision_path(model.config.num_classes, model.config.width, notes)
-            if peer is not None:
-                paths.append(peer)
-        else:
-            notes.append("torchvision skipped: it has no model matching this architecture")
-    report = run_paths(paths, resolution=resolution, batches=tuple(args.batch), threads=args.threads,
-                       runs=args.runs, progress=lambda m: print(f"timing {m}", file=sys.stderr))  # fmt: skip
+    engines = tuple(args.engine)
+    paths = torch_paths(model, args.split) if "torch" in engines else []
+    peer_ok = config.arch == "mobilenet_v2" and config.block == "inverted" and not config.cifar
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        deploy = tuple(e for e in engines if e in ("onnxruntime", "openvino"))
+        if deploy:
+            paths += engine_paths(model, resolution, workdir, notes, engines=deploy,
+                                  precisions=tuple(args.precision), threads=args.threads)  # fmt: skip
+        if args.peers and peer_ok:
+            peer = torchvision_path(config.num_classes, config.width, notes)
+            paths += [peer] if peer is not None else []
+            paths += torchvision_onnx_paths(config.num_classes, config.width, resolution, workdir, notes,
+                                            threads=args.threads)  # fmt: skip
+        elif args.peers:
+            notes.append("peers skipped: torchvision has no model matching this architecture")
+        report = run_paths(paths, resolution=resolution, batches=tuple(args.batch), threads=args.threads,
+                           runs=args.runs, progress=lambda m: print(f"timing {m}", file=sys.stderr))  # fmt: skip
     report.notes += notes
-    return json.dumps(report_data(report), indent=2) if args.json else report_text(report)
+    return json.dumps(report_data(report), indent=2) if args.json else report_text(report, args.reference)
+
+
+def _export(args: argparse.Namespace) -> str:
+    from mobilenet.deploy import export_checkpoint
+
+    result = export_checkpoint(args.checkpoint, args.output, fmt=args.format, resolution=args.resolution,
+                               check=lambda m: _check_flags(m, args))  # fmt: skip
+    return result.text()
+
+
+def _quantize(args: argparse.Namespace) -> str:
+    from mobilenet.data import DataConfig
+    from mobilenet.deploy import choose_engine
+    from mobilenet.quantize import quantize_checkpoint
+
+    data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
+    report = quantize_checkpoint(args.checkpoint, args.output or _default_out(args.checkpoint), data=data,
+                                 calibration=args.calibration, qat_epochs=args.qat_epochs,
+                                 threads=args.threads, check=lambda m: _check_flags(m, args))  # fmt: skip
+    text = report.text()
+    if args.engine == "auto":
+        text += "\n" + choose_engine(report, threads=args.threads).text()
+    return text
+
+
+def _default_out(checkpoint: str) -> str:
+    from pathlib import Path
+
+    path = Path(checkpoint)
+    return str((path if path.is_dir() else path.parent) / "deploy")
+
+
+def _add_flag_checks(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", choices=ARCHS, help="fail unless the checkpoint is this architecture")
+    p.add_argument("--width", type=float, help="fail unless the checkpoint has this width")
+    p.add_argument("--num-classes", type=int, help="fail unless the checkpoint has this many classes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,9 +316,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=30, help="timed runs per path (at least 1 s of them)")
     p.add_argument("--split", type=int, nargs="+", metavar="T", help="also time split inference with these T")
+    p.add_argument(
+        "--engine",
+        nargs="+",
+        default=["torch", "onnxruntime", "openvino"],
+        choices=("torch", "onnxruntime", "openvino"),
+        help="our paths to time (default: all installed)",
+    )
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32", "int8", "bf16"],
+        choices=("fp32", "int8", "bf16"),
+        help="engine precisions (bf16 only on OpenVINO, where the CPU has AVX512-BF16 or AMX)",
+    )
+    p.add_argument(
+        "--reference",
+        default="torchvision -> onnxruntime fp32",
+        help="the path every ratio is taken against (default: torchvision -> onnxruntime fp32)",
+    )
     p.add_argument("--no-peers", dest="peers", action="store_false", help="skip the peer paths")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_bench)
+
+    p = sub.add_parser("export", help="ONNX (BN folded, verified in onnxruntime) or torch.export program")
+    p.add_argument("checkpoint", help="a .pt file or a run directory")
+    p.add_argument("--format", default="onnx", choices=("onnx", "torch-export"))
+    p.add_argument("-o", "--output", help="output file (default: model.onnx / model.pt2 beside the checkpoint)")
+    p.add_argument("--resolution", type=int, help="input side (default: the checkpoint's training resolution)")
+    _add_flag_checks(p)
+    p.set_defaults(run=_export)
+
+    p = sub.add_parser("quantize", help="int8 static quantization (QDQ ONNX), accuracy and size change")
+    p.add_argument("checkpoint", help="a .pt file or a run directory")
+    p.add_argument("-o", "--output", help="output directory (default: deploy/ beside the checkpoint)")
+    p.add_argument("--calibration", type=int, default=256, help="training images to calibrate on (default 256)")
+    p.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=0,
+        help="quantization-aware fine-tuning epochs before calibration (default 0: plain PTQ)",
+    )
+    p.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
+    p.add_argument("--data-dir")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "none"),
+        help="auto: time every installed engine and precision and pick the fastest accurate one",
+    )
+    _add_flag_checks(p)
+    p.set_defaults(run=_quantize)
     return parser
 
 

@@ -75,10 +75,17 @@ class Timing:
     p90_ms: float
     runs: int
     batch: int
+    samples: tuple[float, ...] = ()  # every timed call, ms
 
     @property
     def images_per_s(self) -> float:
         return self.batch / (self.median_ms / 1e3)
+
+    @classmethod
+    def from_samples(cls, samples: list[float], batch: int = 1) -> Timing:
+        times = sorted(samples)
+        p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
+        return cls(statistics.median(times), p90, len(times), batch, tuple(samples))
 
 
 def time_fn(fn: Callable[[], object], *, batch: int = 1, runs: int = 50, warmup: int = 5,
@@ -95,6 +102,4 @@ def time_fn(fn: Callable[[], object], *, batch: int = 1, runs: int = 50, warmup:
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
-    return Timing(statistics.median(times), p90, len(times), batch)
+    return Timing.from_samples(times, batch)

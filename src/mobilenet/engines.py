@@ -1,0 +1,109 @@
+"""Inference engines for exported models: onnxruntime (the `deploy` extra) and OpenVINO (`openvino` extra).
+
+Each engine loads a file and returns a callable on a float32 NCHW numpy batch. A missing engine is a
+clear error naming the extra to install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Runner = Callable[[np.ndarray], np.ndarray]
+ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
+
+
+def _require(module: str, extra: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as err:
+        raise ValueError(
+            f"engine {module} is not installed ({err}); install it with: pip install 'mobilenet[{extra}]'"
+        ) from None
+
+
+def available() -> list[str]:
+    out = []
+    for name in ENGINES:
+        try:
+            __import__(name)
+        except ImportError:
+            continue
+        out.append(name)
+    return out
+
+
+def candidates() -> list[tuple[str, str]]:
+    """(engine, precision) pairs this machine can run: fp32 and int8 everywhere, bf16 on OpenVINO where
+    the CPU has native bf16."""
+    out = []
+    for engine in available():
+        out += [(engine, "fp32"), (engine, "int8")]
+        if engine == "openvino" and cpu_has_bf16():
+            out.append((engine, "bf16"))
+    return out
+
+
+def onnxruntime_session(path: str | Path, *, threads: int = 0) -> Any:
+    ort = _require("onnxruntime", "deploy")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable models
+        raise ValueError(f"onnxruntime cannot load {path}: {err}") from None
+
+
+def cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX: where bf16 inference is a hardware path, not an emulation."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load(path: str | Path, engine: str = "onnxruntime", *, threads: int = 0, precision: str = "fp32") -> Runner:
+    """A callable running the ONNX file at `path` on `engine`; `precision` "bf16" asks OpenVINO for bf16
+    inference (fp32 and int8 follow the file itself)."""
+    if engine == "onnxruntime":
+        if precision == "bf16":
+            raise ValueError("onnxruntime has no bf16 CPU path; use --engine openvino for bf16")
+        session = onnxruntime_session(path, threads=threads)
+        name = session.get_inputs()[0].name
+
+        def run_ort(x: np.ndarray) -> np.ndarray:
+            return session.run(None, {name: x})[0]
+
+        return run_ort
+    if engine == "openvino":
+        ov = _require("openvino", "openvino")
+        core = ov.Core()
+        config: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = str(threads)
+        if precision == "bf16":
+            if not cpu_has_bf16():
+                raise ValueError("this CPU has neither AVX512-BF16 nor AMX: bf16 would be emulated")
+            config["INFERENCE_PRECISION_HINT"] = "bf16"
+        else:
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        try:
+            compiled = core.compile_model(str(path), "CPU", config)
+        except Exception as err:
+            raise ValueError(f"OpenVINO cannot load {path}: {err}") from None
+        request = compiled.create_infer_request()
+
+        def run_ov(x: np.ndarray) -> np.ndarray:
+            request.infer({0: x})
+            return request.get_output_tensor(0).data.copy()
+
+        return run_ov
+    raise ValueError(f"unknown engine {engine!r}; expected one of: {', '.join(ENGINES)}")

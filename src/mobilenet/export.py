@@ -1,0 +1,160 @@
+"""Deployable copies of a model: ONNX (for onnxruntime / OpenVINO) and a `torch.export` program.
+
+Both are written atomically (a temporary file in the target directory, renamed on success), so a failed
+export never leaves a half-written file. The ONNX graph has BN folded into the convs, each ReLU6 as one
+`Clip(0, 6)`, a dynamic batch dimension and a fixed resolution; `verify_onnx` runs it in onnxruntime and
+compares with PyTorch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from mobilenet.layers import ConvBNAct
+from mobilenet.models import MobileNet
+
+FORMATS: tuple[str, ...] = ("onnx", "torch-export")
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+
+
+def fold_bn(model: MobileNet) -> MobileNet:
+    """An eval-mode copy with every BatchNorm folded into the conv before it (the conv gains a bias)."""
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, ConvBNAct) and isinstance(module.bn, nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = nn.Identity()  # type: ignore[assignment]
+    return folded
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` if the block succeeds, else delete it."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{target} is a directory; give a file name")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {target}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {target}: directory {parent} is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        for extra in parent.glob(f"{Path(tmp).name}*"):  # external-data side files, if any
+            extra.unlink()
+
+
+def _example(model: MobileNet, resolution: int, batch: int = 2) -> Tensor:
+    return torch.randn(batch, model.spec.in_channels, resolution, resolution)
+
+
+def export_onnx(model: MobileNet, path: str | Path, resolution: int = 224, *, opset: int = 18) -> Path:
+    """Write `model` as ONNX with BN folded and a dynamic batch; returns the path."""
+    folded = fold_bn(model)
+    x = _example(model, resolution)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with atomic_path(path, ".onnx") as tmp, warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            folded,
+            (x,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            opset_version=opset,
+            optimize=True,
+            verbose=False,
+        )
+        assert program is not None
+        program.save(str(tmp))
+    return Path(path)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter logs each of its steps at INFO; keep the CLI's output to our own lines."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it also prints a progress line per step
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def export_program(model: MobileNet, path: str | Path, resolution: int = 224) -> Path:
+    """Write a `torch.export` program (.pt2) with a dynamic batch, for PyTorch runtimes (`torch.export.load`)."""
+    folded = fold_bn(model)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(folded, (_example(model, resolution),), dynamic_shapes=({0: batch},))
+    with atomic_path(path, ".pt2") as tmp:
+        torch.export.save(program, str(tmp))
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class Verification:
+    inputs: str  # which inputs were compared
+    images: int
+    max_abs_diff: float
+    tolerance: float
+    top1_agreement: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance
+
+    def line(self) -> str:
+        verdict = "OK" if self.ok else "FAILED"
+        return (
+            f"{verdict}: {self.inputs} ({self.images} images): max |export - torch| = {self.max_abs_diff:.2e} "
+            f"(tolerance {self.tolerance:.0e}), top-1 agreement {self.top1_agreement:.1%}"
+        )
+
+
+def compare_outputs(reference: Tensor, outputs: np.ndarray, inputs: str, tolerance: float = 1e-4) -> Verification:
+    ref = reference.detach().float().numpy()
+    diff = float(np.abs(outputs - ref).max())
+    agree = float((outputs.argmax(1) == ref.argmax(1)).mean())
+    return Verification(inputs, ref.shape[0], diff, tolerance, agree)
+
+
+def verify_onnx(
+    model: MobileNet, path: str | Path, batches: dict[str, Tensor], *, tolerance: float = 1e-4, threads: int = 0
+) -> list[Verification]:
+    """Run the ONNX file in onnxruntime on each named batch and compare with PyTorch eager."""
+    from mobilenet.engines import onnxruntime_session
+
+    session = onnxruntime_session(path, threads=threads)
+    results = []
+    model = model.eval()
+    for name, x in batches.items():
+        with torch.no_grad():
+            ref = model(x)
+        out = session.run(None, {INPUT_NAME: x.numpy()})[0]
+        results.append(compare_outputs(ref, out, name, tolerance))
+    return results

@@ -1,0 +1,245 @@
+"""int8 post-training static quantization of a trained checkpoint, measured on its held-out data.
+
+The checkpoint is exported to ONNX (BN folded), then onnxruntime's static quantizer writes a QDQ model:
+int8 weights with one scale per output channel, uint8 activations with ranges calibrated on N training
+images. Per-channel weights matter for MobileNets: depthwise filters differ widely in range, and the
+linear bottleneck's signed, unclipped outputs make a single per-tensor weight scale lose the small
+channels. The QDQ file runs in onnxruntime and in OpenVINO (which reads QDQ as int8).
+
+Optionally (`qat_epochs > 0`) the model is first fine-tuned with fake-quantized weights and activations
+(quantization-aware training with straight-through gradients), so it learns weights that survive int8.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mobilenet.data import DataConfig, Split, load_splits
+from mobilenet.export import INPUT_NAME, atomic_path, export_onnx
+from mobilenet.inference import load_model
+from mobilenet.models import MobileNet
+
+
+@dataclass(frozen=True)
+class EngineAccuracy:
+    engine: str
+    precision: str
+    top1: float
+
+
+@dataclass
+class QuantizeReport:
+    fp32_path: Path
+    int8_path: Path
+    fp32_bytes: int
+    int8_bytes: int
+    calibration_images: int
+    test_images: int
+    torch_top1: float
+    accuracy: list[EngineAccuracy] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    resolution: int = 224
+
+    def top1(self, engine: str, precision: str) -> float:
+        return next(a.top1 for a in self.accuracy if a.engine == engine and a.precision == precision)
+
+    def text(self) -> str:
+        lines = [
+            f"fp32 ONNX: {self.fp32_path} ({self.fp32_bytes / 1e6:.2f} MB)",
+            f"int8 ONNX (QDQ, per-channel weights): {self.int8_path} ({self.int8_bytes / 1e6:.2f} MB, "
+            f"{self.fp32_bytes / self.int8_bytes:.2f}x smaller)",
+            f"calibrated on {self.calibration_images} training images; accuracy on {self.test_images} "
+            f"held-out images (PyTorch fp32: {self.torch_top1:.2%}):",
+        ]
+        fp32 = self.top1("onnxruntime", "fp32")
+        for a in self.accuracy:
+            lines.append(f"  {a.engine:<12} {a.precision:<5} top-1 {a.top1:.2%}  ({(a.top1 - fp32) * 100:+.2f} points)")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _data(ckpt: dict[str, Any], data: DataConfig | None) -> tuple[Split, Split]:
+    if data is None:
+        data = DataConfig(**ckpt["data_config"])
+    train, test = load_splits(data)
+    if len(train.classes) != ckpt["model_config"]["num_classes"]:
+        raise ValueError(
+            f"the checkpoint was trained on {ckpt['model_config']['num_classes']} classes but "
+            f"{data.dataset} has {len(train.classes)}"
+        )
+    return train, test
+
+
+def calibration_batches(split: Split, images: int, batch_size: int = 32) -> list[np.ndarray]:
+    """The first `images` training images in a fixed shuffled order, preprocessed as in evaluation."""
+    if images < 1:
+        raise ValueError(f"calibration needs at least 1 image, got {images}")
+    if len(split) == 0:
+        raise ValueError("calibration data is missing: the training split is empty")
+    out, seen = [], 0
+    for x, _ in split.batches(batch_size, train=False, seed=0):
+        out.append(x.numpy().astype(np.float32))
+        seen += len(x)
+        if seen >= images:
+            break
+    remove = seen - images
+    if remove > 0:
+        out[-1] = out[-1][: len(out[-1]) - remove]
+    return out
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed batches."""
+
+    def __init__(self, batches: list[np.ndarray]) -> None:
+        self._batches = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, batches: list[np.ndarray]) -> Path:
+    """Static QDQ quantization: per-channel int8 weights, uint8 activations calibrated (min/max) on `batches`."""
+    try:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as err:
+        raise ValueError(f"quantization needs onnxruntime ({err}); pip install 'mobilenet[deploy]'") from None
+    with tempfile.TemporaryDirectory() as tmp, atomic_path(int8_path, ".onnx") as out:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(out),
+            _Reader(batches),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"CalibTensorRangeSymmetric": False, "ActivationSymmetric": False},
+        )
+    return Path(int8_path)
+
+
+def accuracy(run: Any, split: Split, batch_size: int = 64) -> float:
+    correct = total = 0
+    for x, y in split.batches(batch_size, train=False):
+        logits = run(x.numpy().astype(np.float32))
+        correct += int((np.asarray(logits).argmax(1) == y.numpy()).sum())
+        total += len(y)
+    return correct / max(total, 1)
+
+
+def _fake_quant_hooks(model: MobileNet) -> list[Any]:
+    """Quantize-dequantize every conv/linear weight (per output channel, symmetric int8) and every conv
+    input (per tensor, affine uint8, running min/max) in the forward pass; gradients pass straight through."""
+    handles = []
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            handles.append(module.register_forward_pre_hook(_quantize_input))
+            torch.nn.utils.parametrize.register_parametrization(module, "weight", _WeightFakeQuant())
+    return handles
+
+
+class _WeightFakeQuant(torch.nn.Module):
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        scale = w.detach().abs().flatten(1).amax(1).clamp(min=1e-8) / 127
+        zero = torch.zeros_like(scale, dtype=torch.int32)
+        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -127, 127)
+
+
+def _quantize_input(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+    x = args[0]
+    lo, hi = min(float(x.detach().min()), 0.0), max(float(x.detach().max()), 0.0)
+    scale = max(hi - lo, 1e-8) / 255
+    zero = round(-lo / scale)
+    return (torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255),)
+
+
+def qat_finetune(model: MobileNet, train: Split, *, epochs: int, lr: float = 1e-3, batch_size: int = 64) -> MobileNet:
+    """Fine-tune with fake quantization (BN kept in eval mode, as it will be folded), then drop the fakes."""
+    handles = _fake_quant_hooks(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    steps = epochs * math.ceil(len(train) / batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()  # frozen statistics: the deployed graph folds them into the convs
+    with tqdm(total=steps, desc="quantization-aware fine-tuning", leave=False) as bar:
+        for epoch in range(epochs):
+            for x, y in train.batches(batch_size, train=True, epoch=epoch, seed=1):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    for h in handles:
+        h.remove()
+    for module in model.modules():
+        if torch.nn.utils.parametrize.is_parametrized(module, "weight"):
+            # keep the quantization-friendly weights the fine-tuning found
+            torch.nn.utils.parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return model.eval()
+
+
+def quantize_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    calibration: int = 256,
+    data: DataConfig | None = None,
+    resolution: int | None = None,
+    qat_epochs: int = 0,
+    threads: int = 0,
+    check: Callable[[MobileNet], None] | None = None,
+) -> QuantizeReport:
+    """Export `checkpoint` to fp32 ONNX and int8 QDQ ONNX in `out_dir`, and measure both on held-out data
+    with every installed engine (and OpenVINO bf16 where the CPU supports it)."""
+    from mobilenet import engines
+
+    model, ckpt = load_model(checkpoint)
+    if check is not None:
+        check(model)
+    train, test = _data(ckpt, data)
+    size = resolution or int(ckpt["resolution"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"cannot write to {out}")
+    batches = calibration_batches(train, calibration)
+    notes = []
+    with torch.no_grad():
+        torch_top1 = accuracy(lambda x: model(torch.from_numpy(x)).numpy(), test)
+    if qat_epochs > 0:
+        model = qat_finetune(model, train, epochs=qat_epochs)
+        notes.append(f"weights fine-tuned for {qat_epochs} epochs with fake quantization before calibration")
+    fp32_path, int8_path = out / "model.onnx", out / "model.int8.onnx"
+    export_onnx(model, fp32_path, size)
+    quantize_onnx(fp32_path, int8_path, batches)
+    report = QuantizeReport(
+        fp32_path, int8_path, fp32_path.stat().st_size, int8_path.stat().st_size,
+        sum(len(b) for b in batches), len(test), torch_top1, notes=notes,
+    )  # fmt: skip
+    report.resolution = size
+    for engine, precision in engines.candidates():
+        path = int8_path if precision == "int8" else fp32_path
+        run = engines.load(path, engine, threads=threads, precision="bf16" if precision == "bf16" else "fp32")
+        report.accuracy.append(EngineAccuracy(engine, precision, accuracy(run, test)))
+    if "openvino" not in engines.available():
+        report.notes.append("OpenVINO not installed: pip install 'mobilenet[openvino]' to check it too")
+    return report

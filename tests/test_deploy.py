@@ -1,0 +1,222 @@
+"""Deployment: BN folding, ONNX / torch.export round trips, int8 quantization accuracy on digits, engines,
+engine choice, the bench command, and bad input that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import randomize_bn
+from mobilenet import engines
+from mobilenet.cli import main
+from mobilenet.data import DataConfig
+from mobilenet.deploy import choose_engine, export_checkpoint
+from mobilenet.export import INPUT_NAME, export_onnx, fold_bn, verify_onnx
+from mobilenet.models import mobilenet_v1, mobilenet_v2
+from mobilenet.quantize import calibration_batches, quantize_checkpoint
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def test_fold_bn_keeps_the_function_and_removes_every_bn() -> None:
+    for model in (mobilenet_v2(0.5), mobilenet_v1(0.25)):
+        randomize_bn(model)
+        model.eval()
+        folded = fold_bn(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+        x = torch.randn(2, 3, 64, 64)
+        with torch.no_grad():
+            assert (folded(x) - model(x)).abs().max() <= 1e-5
+
+
+def test_onnx_graph_is_folded_clipped_and_batch_dynamic(tmp_path: Path) -> None:
+    model = mobilenet_v2(0.5).eval()
+    randomize_bn(model)
+    path = export_onnx(model, tmp_path / "m.onnx", 96)
+    graph = onnx.load(str(path)).graph
+    ops = Counter(n.op_type for n in graph.node)
+    relu6 = sum(isinstance(m, torch.nn.ReLU6) for m in model.modules())
+    assert ops["BatchNormalization"] == 0 and ops["Clip"] == relu6 == 35 and ops["Conv"] == 52
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 96, 96]
+    batches = {f"batch {n}": torch.randn(n, 3, 96, 96) for n in (1, 5)}
+    checks = verify_onnx(model, path, batches)
+    assert all(c.ok and c.max_abs_diff <= 1e-4 for c in checks), [c.line() for c in checks]
+    if "openvino" in engines.available():
+        run = engines.load(path, "openvino", precision="fp32")
+        x = batches["batch 5"]
+        with torch.no_grad():
+            assert np.abs(run(x.numpy()) - model(x).numpy()).max() <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    assert main(["train", "--epochs", "4", "--out", str(out)]) == 0
+    return out
+
+
+def test_export_cli_verifies_on_random_and_real_inputs(digits_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["export", str(digits_run)]) == 0
+    out = capsys.readouterr().out
+    assert (digits_run / "model.onnx").is_file()
+    assert out.count("OK:") == 2 and "held-out images (64 images)" in out and "random inputs" in out
+    target = digits_run / "program.pt2"
+    assert main(["export", str(digits_run), "--format", "torch-export", "-o", str(target)]) == 0
+    assert capsys.readouterr().out.count("OK:") == 2
+    program = torch.export.load(str(target)).module()
+    assert program(torch.randn(3, 3, 32, 32)).shape == (3, 10)  # the batch stays dynamic
+    assert not [p for p in digits_run.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
+
+
+def test_int8_keeps_digits_accuracy_within_one_point(digits_run: Path, tmp_path: Path) -> None:
+    report = quantize_checkpoint(digits_run, tmp_path / "deploy", calibration=128)
+    fp32, int8 = report.top1("onnxruntime", "fp32"), report.top1("onnxruntime", "int8")
+    assert fp32 == pytest.approx(report.torch_top1, abs=1 / 360)  # same model, same data
+    assert fp32 > 0.8, "the fixture model should have learned the digits"
+    assert int8 >= fp32 - 0.01
+    assert report.fp32_bytes > 2.5 * report.int8_bytes
+    assert report.calibration_images == 128 and report.test_images == 360
+    graph = onnx.load(str(report.int8_path)).graph
+    ops = Counter(n.op_type for n in graph.node)
+    assert ops["QuantizeLinear"] > 50 and ops["DequantizeLinear"] > 100
+    inits = {i.name: i for i in graph.initializer}
+    per_channel = [
+        n for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[1] in inits and len(inits[n.input[1]].dims) == 1
+        and inits[n.input[1]].dims[0] > 1
+    ]  # fmt: skip
+    assert len(per_channel) >= 52  # every conv's weights carry one scale per output channel
+    if "openvino" in engines.available():
+        assert report.top1("openvino", "int8") >= fp32 - 0.01
+    choice = choose_engine(report, threads=2)
+    key = (choice.engine, choice.precision)
+    assert choice.top1[key] >= choice.reference_top1 - 0.01
+    ok = [k for k in choice.timings if choice.reference_top1 - choice.top1[k] <= 0.01]
+    assert choice.timings[key].median_ms == min(choice.timings[k].median_ms for k in ok)
+    assert "picked" in choice.text()
+
+
+def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path, tmp_path: Path) -> None:
+    report = quantize_checkpoint(digits_run, tmp_path / "qat", calibration=64, qat_epochs=1)
+    assert any("fake quantization" in n for n in report.notes)
+    assert report.top1("onnxruntime", "int8") >= report.top1("onnxruntime", "fp32") - 0.01
+
+
+def test_quantize_cli_prints_sizes_accuracy_and_choice(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["quantize", str(digits_run), "-o", str(tmp_path / "q"), "--calibration", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "smaller" in out and "int8  top-1" in out and "picked" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["export", "{run}", "--width", "1.0"], "holds width=0.5 but --width asks for 1.0"),
+        (["export", "{run}", "--arch", "mobilenet_v1"], "holds arch='mobilenet_v2' but --arch asks"),
+        (["export", "{run}", "-o", "{tmp}/missing/m.onnx"], "directory .*missing does not exist"),
+        (["export", "{tmp}/nothing.pt"], "nothing.pt"),
+        (["quantize", "{run}", "--dataset", "imagefolder", "--data-dir", "{tmp}/none"], "no class folders|does not exist|not found"),
+        (["quantize", "{run}", "--calibration", "0", "-o", "{tmp}/q"], "calibration needs at least 1 image"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_clear_error(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    argv = [a.format(run=digits_run, tmp=tmp_path) for a in argv]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_unwritable_directory_and_failed_exports_leave_nothing(
+    digits_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not (Path("/proc/self").exists() and __import__("os").geteuid() == 0):
+            with pytest.raises(ValueError, match="not writable"):
+                export_checkpoint(digits_run, locked / "m.onnx")
+    finally:
+        locked.chmod(0o700)
+    # A verification that fails removes the file it checked.
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(ValueError, match="export verification failed, nothing written"):
+        export_checkpoint(digits_run, out, tolerance=0.0)
+    assert list(tmp_path.glob("*strict*")) == [] and list(tmp_path.glob(".strict*")) == []
+
+    # An exporter that dies half-way leaves no partial file either.
+    import mobilenet.deploy as deploy
+
+    def broken(model: object, path: Path, resolution: int) -> Path:
+        Path(path).write_bytes(b"half an onnx file")
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(deploy, "export_onnx", broken)
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        export_checkpoint(digits_run, tmp_path / "half.onnx")
+    assert [p.name for p in tmp_path.iterdir() if "half" in p.name] == []
+
+
+def test_missing_engine_and_bad_files_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    assert "openvino" not in engines.available()
+    with pytest.raises(ValueError, match=r"pip install 'mobilenet\[openvino\]'"):
+        engines.load(tmp_path / "m.onnx", "openvino")
+    with pytest.raises(ValueError, match="unknown engine 'tensorrt'"):
+        engines.load(tmp_path / "m.onnx", "tensorrt")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="onnxruntime cannot load .*junk.onnx"):
+        engines.load(tmp_path / "junk.onnx", "onnxruntime")
+    with pytest.raises(ValueError, match="no bf16 CPU path"):
+        engines.load(tmp_path / "junk.onnx", "onnxruntime", precision="bf16")
+
+
+def test_calibration_batches_take_exactly_n_images() -> None:
+    from mobilenet.data import load_splits
+
+    train, _ = load_splits(DataConfig("digits"))
+    batches = calibration_batches(train, 70, batch_size=32)
+    assert [len(b) for b in batches] == [32, 32, 6] and batches[0].dtype == np.float32
+    assert batches[0].shape[1:] == (3, 32, 32) and {INPUT_NAME} == {"images"}
+
+
+def test_bench_cli_times_ours_and_the_peers(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--width", "0.35", "--resolution", "64", "--batch", "1", "--runs", "5",
+            "--engine", "torch", "onnxruntime", "--precision", "fp32", "int8", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in data["results"]}
+    assert {
+        "mobilenet onnxruntime fp32",
+        "mobilenet onnxruntime int8",
+        "mobilenet torch eager (channels-last)",
+    } <= names
+    peers = {"torchvision mobilenet_v2 eager", "torchvision -> onnxruntime fp32", "torchvision -> onnxruntime int8"}
+    assert peers <= names or any("skipped" in n for n in data["notes"])
+    for r in data["results"]:
+        assert r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] and r["runs"] >= 5
+        if r["name"].startswith("mobilenet onnxruntime"):
+            assert r["rss_bytes"] is None or r["rss_bytes"] > 0
+    capsys.readouterr()
+    assert main([a for a in argv if a != "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "reference: torchvision -> onnxruntime fp32" in text and "1.00x" in text
