@@ -87,7 +87,7 @@ def main() -> None:
         if not found:
             print(f"{name}: GEMM not supported here")
             continue
-        where, ops = max(found.items(), key=lambda kv: kv[1])
+        ops = max(found.values())
         each = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in found.items())
         print(f"{name}: GEMM {ops / 1e9:7.1f} G(FL)OP/s ({each}) on {args.threads} threads "
               f"-> floor {2 * macs / ops * 1e3:.3f} ms/image")  # fmt: skip

@@ -8,6 +8,7 @@ plus the input batch the caller holds). Peers are optional: a missing one is ski
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,10 +125,14 @@ def run_paths(
                 progress(f"batch {batch}: warming up {path.name}")
             time_fn(call, runs=1, warmup=3)
         rounds = 5
+        order = list(range(len(paths)))
+        shuffle = random.Random(seed)
         for r in range(rounds):
             if progress:
                 progress(f"batch {batch}: round {r + 1}/{rounds}")
-            for i, call in enumerate(calls):
+            shuffle.shuffle(order)  # no path always runs right after the same neighbour
+            for i in order:
+                call = calls[i]
                 t = time_fn(call, runs=max(1, runs // rounds), warmup=1, min_seconds=min_seconds / rounds)
                 samples[i] += t.samples
         for path, call, times in zip(paths, calls, samples, strict=True):
