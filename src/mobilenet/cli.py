@@ -240,6 +240,20 @@ def _quantize(args: argparse.Namespace) -> str:
     return text
 
 
+def _experiment(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from mobilenet.manifold import manifold_table, plot_manifold, relu_manifold
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = relu_manifold(tuple(args.dims), trials=args.trials, seed=args.seed)
+    table = manifold_table(results)
+    (out / "relu_manifold.md").write_text(table + "\n")
+    figure = plot_manifold(results, out / "relu_manifold.png")
+    return f"{table}\nwrote {out / 'relu_manifold.md'} and {figure}"
+
+
 def _default_out(checkpoint: str) -> str:
     from pathlib import Path
 
@@ -338,6 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-peers", dest="peers", action="store_false", help="skip the peer paths")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_bench)
+
+    p = sub.add_parser("experiment", help="rerun a paper experiment: relu-manifold (V2 Fig. 1)")
+    p.add_argument("name", choices=("relu-manifold",))
+    p.add_argument("--out", default="runs/experiments", help="directory for the table and figure")
+    p.add_argument("--dims", type=int, nargs="+", default=[2, 3, 5, 15, 30], help="embedding dimensions n")
+    p.add_argument("--trials", type=int, default=20, help="random matrices T per n (mean and spread)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_experiment)
 
     p = sub.add_parser("export", help="ONNX (BN folded, verified in onnxruntime) or torch.export program")
     p.add_argument("checkpoint", help="a .pt file or a run directory")
