@@ -4,6 +4,7 @@ engine choice, the bench command, and bad input that loses nothing."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +24,14 @@ from mobilenet.quantize import calibration_batches, quantize_checkpoint
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
+HAS_OPENVINO = "openvino" in engines.available()
+
+
+@pytest.fixture(autouse=True)
+def _openvino_only_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenVINO is exercised through the CLI in fresh processes (see `_cli`): loaded into this long-lived
+    test process beside PyTorch's profiler and onnxruntime, its runtime has crashed the process later."""
+    monkeypatch.setitem(sys.modules, "openvino", None)
 
 
 def test_fold_bn_keeps_the_function_and_removes_every_bn() -> None:
@@ -50,11 +59,14 @@ def test_onnx_graph_is_folded_clipped_and_batch_dynamic(tmp_path: Path) -> None:
     batches = {f"batch {n}": torch.randn(n, 3, 96, 96) for n in (1, 5)}
     checks = verify_onnx(model, path, batches)
     assert all(c.ok and c.max_abs_diff <= 1e-4 for c in checks), [c.line() for c in checks]
-    if "openvino" in engines.available():
-        run = engines.load(path, "openvino", precision="fp32")
-        x = batches["batch 5"]
-        with torch.no_grad():
-            assert np.abs(run(x.numpy()) - model(x).numpy()).max() <= 1e-4
+
+
+def _cli(*args: str) -> str:
+    # A fresh process, as users run it: the bench loads several engines' thread pools and starts the
+    # PyTorch profiler, which should not share a process with the engines earlier tests left loaded.
+    done = subprocess.run([sys.executable, "-m", "mobilenet", *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +108,6 @@ def test_int8_keeps_digits_accuracy_within_one_point(digits_run: Path, tmp_path:
         and inits[n.input[1]].dims[0] > 1
     ]  # fmt: skip
     assert len(per_channel) >= 52  # every conv's weights carry one scale per output channel
-    if "openvino" in engines.available():
-        assert report.top1("openvino", "int8") >= fp32 - 0.01
     choice = choose_engine(report, threads=2)
     key = (choice.engine, choice.precision)
     assert choice.top1[key] >= choice.reference_top1 - 0.01
@@ -112,13 +122,16 @@ def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path,
     assert report.top1("onnxruntime", "int8") >= report.top1("onnxruntime", "fp32") - 0.01
 
 
-def test_quantize_cli_prints_sizes_accuracy_and_choice(
-    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    capsys.readouterr()
-    assert main(["quantize", str(digits_run), "-o", str(tmp_path / "q"), "--calibration", "32"]) == 0
-    out = capsys.readouterr().out
-    assert "smaller" in out and "int8  top-1" in out and "picked" in out
+def test_quantize_cli_prints_sizes_accuracy_and_choice(digits_run: Path, tmp_path: Path) -> None:
+    out = _cli("quantize", str(digits_run), "-o", str(tmp_path / "q"), "--calibration", "64")
+    assert "smaller" in out and "onnxruntime  int8  top-1" in out and "picked" in out
+    if not HAS_OPENVINO:
+        return
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith(("onnxruntime", "openvino"))]
+    top1 = {(w[0], w[1]): float(w[3].rstrip("%")) for w in lines if len(w) > 3 and w[2] == "top-1"}
+    assert {("openvino", "fp32"), ("openvino", "int8")} <= set(top1)
+    assert top1[("openvino", "fp32")] == pytest.approx(top1[("onnxruntime", "fp32")], abs=0.3)  # same model
+    assert top1[("openvino", "int8")] >= top1[("onnxruntime", "fp32")] - 1.0
 
 
 @pytest.mark.parametrize(
@@ -200,11 +213,10 @@ def test_calibration_batches_take_exactly_n_images() -> None:
     assert batches[0].shape[1:] == (3, 32, 32) and {INPUT_NAME} == {"images"}
 
 
-def test_bench_cli_times_ours_and_the_peers(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_cli_times_ours_and_the_peers() -> None:
     argv = ["bench", "--width", "0.35", "--resolution", "64", "--batch", "1", "--runs", "5",
-            "--engine", "torch", "onnxruntime", "--precision", "fp32", "int8", "--json"]  # fmt: skip
-    assert main(argv) == 0
-    data = json.loads(capsys.readouterr().out)
+            "--engine", "torch", "onnxruntime", "openvino", "--precision", "fp32", "int8"]  # fmt: skip
+    data = json.loads(_cli(*argv, "--json"))
     names = {r["name"] for r in data["results"]}
     assert {
         "mobilenet onnxruntime fp32",
@@ -215,9 +227,9 @@ def test_bench_cli_times_ours_and_the_peers(capsys: pytest.CaptureFixture[str]) 
     assert peers <= names or any("skipped" in n for n in data["notes"])
     for r in data["results"]:
         assert r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] and r["runs"] >= 5
-        if r["name"].startswith("mobilenet onnxruntime"):
+        if r["name"].startswith(("mobilenet onnxruntime", "mobilenet openvino")):
             assert r["rss_bytes"] is None or r["rss_bytes"] > 0
-    capsys.readouterr()
-    assert main([a for a in argv if a != "--json"]) == 0
-    text = capsys.readouterr().out
+        if r["name"].startswith("mobilenet torch"):
+            assert r["peak_bytes"] > 0
+    text = _cli(*argv)
     assert "reference: torchvision -> onnxruntime fp32" in text and "1.00x" in text
