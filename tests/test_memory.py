@@ -229,7 +229,22 @@ def test_predict_split_on_a_trained_checkpoint(
 
 
 def test_bench_cli_split(v2_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["bench", "--checkpoint", str(v2_run), "--batch", "1", "2", "--runs", "3", "--split", "1", "8", "--json"]
+    argv = [
+        "bench",
+        "--checkpoint",
+        str(v2_run),
+        "--batch",
+        "1",
+        "2",
+        "--runs",
+        "3",
+        "--split",
+        "1",
+        "8",
+        "--engine",
+        "torch",
+        "--json",
+    ]
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["resolution"] == 32 and len(data["results"]) == 6
