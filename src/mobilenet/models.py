@@ -41,6 +41,17 @@ def _make_block(block: BlockSpec, config: ModelConfig) -> nn.Module:
     )
 
 
+def check_input(spec: NetworkSpec, x: Tensor) -> None:
+    """Raise ValueError unless `x` is an (N, C, H, W) batch the network `spec` can take."""
+    if x.dim() != 4 or x.shape[1] != spec.in_channels:
+        raise ValueError(f"expected a batch of images shaped (N, {spec.in_channels}, H, W), got {tuple(x.shape)}")
+    if min(x.shape[-2:]) < spec.total_stride:
+        raise ValueError(
+            f"input {tuple(x.shape[-2:])} is too small for {spec.config.arch}: its strides downsample "
+            f"{spec.total_stride}x, so H and W must be at least {spec.total_stride}"
+        )
+
+
 class MobileNet(nn.Module):
     """stem -> blocks -> (head) -> global average pool -> dropout -> classifier, from a `NetworkSpec`.
 
@@ -70,15 +81,7 @@ class MobileNet(nn.Module):
         _init_weights(self)
 
     def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.spec.in_channels:
-            raise ValueError(
-                f"expected a batch of images shaped (N, {self.spec.in_channels}, H, W), got {tuple(x.shape)}"
-            )
-        if min(x.shape[-2:]) < self.spec.total_stride:
-            raise ValueError(
-                f"input {tuple(x.shape[-2:])} is too small for {self.config.arch}: its strides downsample "
-                f"{self.spec.total_stride}x, so H and W must be at least {self.spec.total_stride}"
-            )
+        check_input(self.spec, x)
 
     def _run_blocks(self, x: Tensor) -> Tensor:
         if not self._uses_expansion_skips:

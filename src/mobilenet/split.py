@@ -23,7 +23,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mobilenet.layers import ConvBNAct, InvertedResidual
 from mobilenet.memory import check_splittable, fuses_stem, groups_of
-from mobilenet.models import MobileNet
+from mobilenet.models import MobileNet, check_input
 
 
 def _folded(layer: ConvBNAct) -> tuple[Tensor, Tensor]:
@@ -175,15 +175,7 @@ class SplitInference(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.spec.in_channels:
-            raise ValueError(
-                f"expected a batch of images shaped (N, {self.spec.in_channels}, H, W), got {tuple(x.shape)}"
-            )
-        if min(x.shape[-2:]) < self.spec.total_stride:
-            raise ValueError(
-                f"input {tuple(x.shape[-2:])} is too small: {self.config.arch} downsamples "
-                f"{self.spec.total_stride}x, so H and W must be at least {self.spec.total_stride}"
-            )
+        check_input(self.spec, x)
         x = x.contiguous(memory_format=torch.channels_last)
         if not self._blocks[0].stem_stride:
             sw, sb = self._stem
