@@ -267,7 +267,7 @@ def torchvision_onnx_paths(
     """The usual peer deployment: torchvision's model -> torch.onnx.export -> onnxruntime, fp32 and int8
     (onnxruntime's own static QDQ quantizer, per-channel, the same calibration as ours)."""
     from mobilenet import engines as eng
-    from mobilenet.export import _quiet_exporter
+    from mobilenet.export import onnx_export
     from mobilenet.peers import import_peer
     from mobilenet.quantize import quantize_onnx
 
@@ -280,16 +280,7 @@ def torchvision_onnx_paths(
         notes.append(f"torchvision -> onnxruntime skipped: {err}")
         return []
     peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
-    fp32 = workdir / "torchvision.onnx"
-    x = torch.randn(1, 3, resolution, resolution)
-    import warnings
-
-    with warnings.catch_warnings(), _quiet_exporter():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(peer, (x,), dynamo=True, input_names=["images"],
-                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))  # fmt: skip
-        assert program is not None
-        program.save(str(fp32))
+    fp32 = onnx_export(peer, workdir / "torchvision.onnx", torch.randn(1, 3, resolution, resolution))
     int8 = quantize_onnx(fp32, workdir / "torchvision.int8.onnx", _random_calibration(resolution))
     return [
         BenchPath("torchvision -> onnxruntime fp32", False, _engine_runner(fp32, "onnxruntime", "fp32", threads),

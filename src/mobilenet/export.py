@@ -70,14 +70,18 @@ def _example(model: MobileNet, resolution: int, batch: int = 2) -> Tensor:
 
 def export_onnx(model: MobileNet, path: str | Path, resolution: int = 224, *, opset: int = 18) -> Path:
     """Write `model` as ONNX with BN folded and a dynamic batch; returns the path."""
-    folded = fold_bn(model)
-    x = _example(model, resolution)
+    return onnx_export(fold_bn(model), path, _example(model, resolution), opset=opset)
+
+
+def onnx_export(module: nn.Module, path: str | Path, example: Tensor, *, opset: int = 18) -> Path:
+    """Any image model to ONNX with the torch.export-based exporter: input `images`, output `logits`,
+    batch dynamic, the rest of `example`'s shape fixed. Written atomically."""
     batch = torch.export.Dim("batch", min=1, max=4096)
     with atomic_path(path, ".onnx") as tmp, warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            folded,
-            (x,),
+            module,
+            (example,),
             dynamo=True,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],

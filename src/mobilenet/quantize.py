@@ -233,9 +233,8 @@ def quantize_checkpoint(
     quantize_onnx(fp32_path, int8_path, batches)
     report = QuantizeReport(
         fp32_path, int8_path, fp32_path.stat().st_size, int8_path.stat().st_size,
-        sum(len(b) for b in batches), len(test), torch_top1, notes=notes,
+        sum(len(b) for b in batches), len(test), torch_top1, notes=notes, resolution=size,
     )  # fmt: skip
-    report.resolution = size
     for engine, precision in engines.candidates():
         path = int8_path if precision == "int8" else fp32_path
         run = engines.load(path, engine, threads=threads, precision="bf16" if precision == "bf16" else "fp32")
