@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mobilenet.cli import main
-from mobilenet.manifold import relu_manifold, spiral
+from mobilenet.experiments.manifold import relu_manifold, spiral
 
 
 def test_information_loss_shrinks_with_dimension() -> None:

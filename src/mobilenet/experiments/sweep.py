@@ -1,0 +1,185 @@
+"""Train many variants of one recipe over several seeds, each run cached on disk, and summarise them.
+
+A run lives in `<out>/runs/<variant>-s<seed>-<hash>`, where the hash covers every config that decides
+its result: asking again for the same run reads its finished checkpoint, a run that was interrupted
+resumes from its last epoch (bit-identical to never stopping, see `fit`), and a changed recipe (say more
+epochs) gets a new directory instead of mixing results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import math
+import shutil
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mobilenet.checkpoint import load_checkpoint
+from mobilenet.config import ModelConfig
+from mobilenet.costs import model_costs, totals
+from mobilenet.data import DataConfig
+from mobilenet.train import RECIPES, Recipe, TrainConfig
+
+log = logging.getLogger("mobilenet")
+
+# The recipe each dataset trains with in the experiments (the `mobilenet train` presets).
+RECIPE_FOR_DATASET = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar", "imagefolder": "paper"}
+
+
+def experiment_recipe(dataset: str, data_dir: str | None, epochs: int | None, resolution: int = 0) -> Recipe:
+    """The preset for `dataset`, pointed at `data_dir`, with `epochs` and `resolution` where given."""
+    if dataset not in RECIPE_FOR_DATASET:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of: {', '.join(RECIPE_FOR_DATASET)}")
+    recipe = RECIPES[RECIPE_FOR_DATASET[dataset]]
+    data = DataConfig(dataset, data_dir, resolution=resolution or recipe.data.resolution)
+    train = recipe.train if epochs is None else dataclasses.replace(recipe.train, epochs=epochs)
+    return Recipe(recipe.model, data, train)
+
+
+def native_resolution(data: DataConfig) -> int:
+    return data.resolution or (224 if data.dataset == "imagefolder" else 32)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One network to train: a short name for tables and plots, its model and its data (resolution)."""
+
+    name: str
+    model: ModelConfig
+    data: DataConfig
+
+    @property
+    def macs(self) -> int:
+        return totals(model_costs(self.model, native_resolution(self.data))).macs
+
+    @property
+    def params(self) -> int:
+        return totals(model_costs(self.model, native_resolution(self.data))).params
+
+
+@dataclass(frozen=True)
+class RunResult:
+    variant: Variant
+    seed: int
+    history: list[dict[str, Any]]  # one row per epoch: train/test loss and accuracy
+    run_dir: Path
+
+    @property
+    def final_acc(self) -> float:
+        return float(self.history[-1]["test_acc"])
+
+    @property
+    def best_acc(self) -> float:
+        return max(float(r["test_acc"]) for r in self.history)
+
+
+def run_key(variant: Variant, train: TrainConfig) -> str:
+    """A short hash of everything that decides a run's result except the seed."""
+    blob = json.dumps(
+        [dataclasses.asdict(variant.model), dataclasses.asdict(variant.data), dataclasses.asdict(train)],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path) -> RunResult:
+    """Train `variant` with `seed`, or read/resume the cached run of the same configs."""
+    from mobilenet.fit import fit  # torch and the training stack load only when something trains
+
+    cfg = dataclasses.replace(train, seed=seed)
+    run_dir = out / "runs" / f"{variant.name}-s{seed}-{run_key(variant, train)}"
+    last = run_dir / "last.pt"
+    if last.is_file():
+        ckpt = load_checkpoint(last)
+        if int(ckpt["epoch"]) >= cfg.epochs:
+            log.info("cached: %s seed %d (%s)", variant.name, seed, run_dir)
+            return RunResult(variant, seed, list(ckpt["history"]), run_dir)
+        log.info("resuming %s seed %d from epoch %d", variant.name, seed, ckpt["epoch"])
+        fit(variant.model, variant.data, cfg, resume=str(run_dir))
+    else:
+        if run_dir.exists():  # killed before its first checkpoint: nothing there to keep
+            shutil.rmtree(run_dir)
+        log.info("training %s seed %d", variant.name, seed)
+        fit(variant.model, variant.data, cfg, out=str(run_dir))
+    return RunResult(variant, seed, list(load_checkpoint(last)["history"]), run_dir)
+
+
+def run_all(variants: Sequence[Variant], train: TrainConfig, seeds: Sequence[int], out: Path) -> list[RunResult]:
+    """Every variant with every seed, seed-major so a short interruption leaves whole seeds done."""
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"variant names must be unique, got {names}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    results = []
+    total = len(variants) * len(seeds)
+    for k, (seed, variant) in enumerate(((s, v) for s in seeds for v in variants), start=1):
+        log.info("[%d/%d] %s, seed %d", k, total, variant.name, seed)
+        results.append(run_variant(variant, train, seed, out))
+    return results
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Test top-1 of one variant over its seeds (final epoch: no selection on the test set)."""
+
+    variant: Variant
+    accs: tuple[float, ...]
+    curves: tuple[tuple[float, ...], ...]  # test top-1 per epoch, one tuple per seed
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accs)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.accs) if len(self.accs) > 1 else 0.0
+
+    @property
+    def sem(self) -> float:
+        """Standard error of the mean (0 with one seed: no spread is known)."""
+        return self.std / math.sqrt(len(self.accs))
+
+    def cell(self) -> str:
+        spread = f" +- {100 * self.std:.2f}" if len(self.accs) > 1 else ""
+        return f"{100 * self.mean:.2f}{spread}"
+
+
+def summarise(results: Sequence[RunResult]) -> dict[str, Summary]:
+    """Variant name -> Summary, in the order the variants first appear."""
+    by_name: dict[str, list[RunResult]] = {}
+    for r in results:
+        by_name.setdefault(r.variant.name, []).append(r)
+    return {
+        name: Summary(
+            runs[0].variant,
+            tuple(r.final_acc for r in runs),
+            tuple(tuple(float(row["test_acc"]) for row in r.history) for r in runs),
+        )
+        for name, runs in by_name.items()
+    }
+
+
+def ordering_verdict(ordered: Sequence[Summary], z: float = 2.0) -> tuple[str, str]:
+    """Is mean accuracy ordered as listed (best first)? ("reproduced" | "within noise" | "not reproduced", why).
+
+    A step counts as a clear win when its gap exceeds `z` standard errors of the difference of means.
+    """
+    steps = []
+    clear = True
+    for a, b in itertools.pairwise(ordered):
+        gap = a.mean - b.mean
+        noise = math.hypot(a.sem, b.sem)
+        if gap <= 0:
+            return "not reproduced", f"{b.variant.name} ({b.cell()}%) is not below {a.variant.name} ({a.cell()}%)"
+        clear = clear and noise > 0 and gap > z * noise
+        steps.append(f"{a.variant.name} > {b.variant.name} by {100 * gap:.2f} points (SE {100 * noise:.2f})")
+    verdict = "reproduced" if clear else "same order, within noise"
+    return verdict, "; ".join(steps)

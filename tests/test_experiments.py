@@ -1,0 +1,158 @@
+"""The training experiments (ablation, tradeoff): variants, equal-cost matching, verdicts, caching, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import mobilenet.fit
+from mobilenet.cli import main
+from mobilenet.config import ARCHS, ModelConfig
+from mobilenet.costs import model_costs, totals
+from mobilenet.data import DataConfig
+from mobilenet.experiments.ablation import GROUPS, ablation_variants, equal_cost_width
+from mobilenet.experiments.sweep import Summary, Variant, ordering_verdict, run_variant
+from mobilenet.experiments.tradeoff import tradeoff_variants
+from mobilenet.train import TrainConfig
+
+BASE = ModelConfig(width=0.5, num_classes=10, cifar=True)
+DIGITS = DataConfig("digits")
+TINY = DataConfig("digits", resolution=8)  # the CIFAR strides downsample 8x: one pixel left at the end
+QUICK = TrainConfig(epochs=2, batch_size=256, lr_batch=256, precision="fp32", warmup_epochs=0.5)
+
+
+def test_ablation_variants_change_one_switch_each() -> None:
+    variants = {v.name: v.model for v in ablation_variants(list(GROUPS), BASE, DIGITS)}
+    assert list(variants) == ["baseline", "relu6-bottleneck", "expansion-shortcut", "no-shortcut", "relu",
+                              "classic-block"]  # fmt: skip
+    assert variants["baseline"] == BASE
+    changed = {name: {f.name for f in dataclasses.fields(m) if getattr(m, f.name) != getattr(BASE, f.name)}
+               for name, m in variants.items()}  # fmt: skip
+    assert changed["relu6-bottleneck"] == {"bottleneck"}
+    assert changed["expansion-shortcut"] == changed["no-shortcut"] == {"shortcut"}
+    assert changed["relu"] == {"activation"}
+    assert changed["classic-block"] == {"block", "width"}  # its width is re-chosen to match the cost
+
+
+def test_classic_block_is_matched_to_the_inverted_blocks_cost() -> None:
+    for resolution in (32, 16):
+        target = totals(model_costs(BASE, resolution)).macs
+        width = equal_cost_width(BASE, {"block": "classic"}, resolution)
+        classic = totals(model_costs(dataclasses.replace(BASE, block="classic", width=width), resolution)).macs
+        assert width < BASE.width  # the wide-narrow-wide block must shrink to cost the same
+        assert abs(classic - target) / target < 0.05, (width, classic, target)
+
+
+def test_ablation_rejects_unknown_groups_and_v1() -> None:
+    with pytest.raises(ValueError, match="unknown ablation group 'depth'"):
+        ablation_variants(["depth"], BASE, DIGITS)
+    with pytest.raises(ValueError, match="must be mobilenet_v2"):
+        ablation_variants(["bottleneck"], ModelConfig("mobilenet_v1"), DIGITS)
+
+
+def test_tradeoff_grid_covers_widths_resolutions_and_full_conv() -> None:
+    variants = tradeoff_variants(BASE, DIGITS, archs=ARCHS, widths=(0.25, 1.0), conv_widths=(0.25,),
+                                 resolutions=(16, 32), resolution_width=0.25)  # fmt: skip
+    names = [v.name for v in variants]
+    assert names == ["v1-0.25-r32", "v1-1-r32", "conv-0.25-r32", "v2-0.25-r32", "v2-1-r32", "v1-0.25-r16",
+                     "v2-0.25-r16"]  # fmt: skip
+    by = {v.name: v for v in variants}
+    # Full convolutions cost many times the separable ones (V1 Table 4: 8.6x at 224); fewer pixels cost less.
+    assert by["conv-0.25-r32"].macs > 5 * by["v1-0.25-r32"].macs
+    assert by["v1-0.25-r16"].macs < by["v1-0.25-r32"].macs
+    assert by["v1-0.25-r16"].params == by["v1-0.25-r32"].params  # resolution is not a model parameter
+
+
+def _summary(name: str, accs: tuple[float, ...]) -> Summary:
+    return Summary(Variant(name, BASE, DIGITS), accs, tuple((a,) for a in accs))
+
+
+def test_ordering_verdict_separates_clear_wins_noise_and_reversals() -> None:
+    a, b = _summary("a", (0.90, 0.91, 0.92)), _summary("b", (0.80, 0.81, 0.82))
+    close = _summary("c", (0.89, 0.92, 0.90))
+    assert ordering_verdict([a, b])[0] == "reproduced"
+    assert ordering_verdict([a, close])[0] == "same order, within noise"
+    verdict, why = ordering_verdict([b, a])
+    assert verdict == "not reproduced" and "a (91.00 +- 1.00%) is not below b" in why
+    assert ordering_verdict([_summary("x", (0.9,)), _summary("y", (0.8,))])[0] == "same order, within noise"
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    variant = Variant("tiny", dataclasses.replace(BASE, width=0.25), TINY)
+    fresh = run_variant(variant, QUICK, seed=3, out=tmp_path / "fresh")
+    assert [r["epoch"] for r in fresh.history] == [1, 2]
+
+    real = mobilenet.fit.train_one_epoch
+
+    def dies_in_epoch_two(*args: object, **kwargs: object) -> dict[str, float]:  # fmt: skip
+        if args[4] == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mobilenet.fit, "train_one_epoch", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_variant(variant, QUICK, seed=3, out=tmp_path / "cut")
+    monkeypatch.setattr(mobilenet.fit, "train_one_epoch", real)
+    resumed = run_variant(variant, QUICK, seed=3, out=tmp_path / "cut")
+    assert resumed.run_dir.name == fresh.run_dir.name  # same configs, same cache key
+    for a, b in zip(resumed.history, fresh.history, strict=True):
+        assert a["test_acc"] == b["test_acc"] and a["train_loss"] == b["train_loss"]
+
+    stamp = (resumed.run_dir / "last.pt").stat().st_mtime_ns
+    again = run_variant(variant, QUICK, seed=3, out=tmp_path / "cut")  # finished: read, not retrained
+    assert (again.run_dir / "last.pt").stat().st_mtime_ns == stamp and again.history == resumed.history
+    longer = run_variant(variant, dataclasses.replace(QUICK, epochs=3), seed=3, out=tmp_path / "cut")
+    assert longer.run_dir != resumed.run_dir and len(longer.history) == 3  # a new recipe, a new run
+
+
+def _png_ok(path: Path) -> None:
+    with Image.open(path) as image:
+        assert image.size[0] > 300 and image.size[1] > 200
+
+
+def test_ablation_command_writes_table_json_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["experiment", "ablation", "--groups", "bottleneck", "activation", "--epochs", "1", "--seeds", "0", "1",
+            "--width", "0.25", "--resolution", "8", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "| bottleneck | relu6-bottleneck | 0.25 |" in text and "| activation | relu | 0.25 |" in text
+    assert "Paper: linear bottleneck > ReLU6 after the projection. Here: **" in text
+    data = json.loads((tmp_path / "ablation.json").read_text())
+    assert set(data) == {"baseline", "relu6-bottleneck", "relu"}
+    assert all(len(v["final_test_acc"]) == 2 and all(0 <= a <= 1 for a in v["final_test_acc"]) for v in data.values())
+    assert data["relu"]["model"]["activation"] == "relu"
+    _png_ok(tmp_path / "ablation.png")
+    assert len(list((tmp_path / "runs").iterdir())) == 6  # 3 variants x 2 seeds, the baseline trained once
+    assert main(args) == 0  # everything cached: the same table again, and nothing trained
+    again = capsys.readouterr().out
+    assert "epoch 1/1" not in again
+    assert again[again.index("Ablations on") :] == text[text.index("Ablations on") :]
+
+
+def test_tradeoff_command_writes_table_json_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["experiment", "tradeoff", "--widths", "0.25", "0.5", "--conv-widths", "0.25", "--resolution", "16",
+            "--resolutions", "8", "--resolution-width", "0.25", "--epochs", "1", "--seeds", "0", "--out",
+            str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    for row in ("| MobileNetV1 | 0.25 | 16 |", "| MobileNetV1 | 0.25 | 8 |", "| Conv MobileNet | 0.25 | 16 |",
+                "| MobileNetV2 | 0.5 | 16 |"):  # fmt: skip
+        assert row in text
+    assert "Depthwise separable vs full conv" in text and "V2 vs V1" in text and "Resolution (V1 Table 7)" in text
+    data = json.loads((tmp_path / "tradeoff.json").read_text())
+    assert len(data) == 7
+    assert data["conv-0.25-r16"]["macs"] > data["v1-0.25-r16"]["macs"]
+    _png_ok(tmp_path / "tradeoff.png")
+
+
+def test_experiment_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "tradeoff", "--dataset", "mnist", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset 'mnist'" in capsys.readouterr().err
+    assert main(["experiment", "tradeoff", "--resolution", "4", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "too small" in capsys.readouterr().err
+    assert main(["experiment", "ablation", "--seeds", "0", "0", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "seeds must be distinct" in capsys.readouterr().err
