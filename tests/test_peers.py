@@ -7,7 +7,7 @@ import torch
 
 from conftest import import_peer, randomize_bn
 from mobilenet.config import ModelConfig
-from mobilenet.convert import load_torchvision_v2
+from mobilenet.weights import convert_tensors
 from mobilenet.costs import model_costs, totals
 from mobilenet.models import count_params, mobilenet_v1, mobilenet_v2
 

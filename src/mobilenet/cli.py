@@ -88,6 +88,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", help="auto | fp32 | bf16")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--seed", type=int)
+    g.add_argument("--init", metavar="WEIGHTS", help="start from converted weights (.safetensors); new head")
+    g.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --init: train only the classifier (BN statistics stay frozen too)")  # fmt: skip
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
 
 
@@ -98,6 +101,11 @@ def _train(args: argparse.Namespace) -> str:
     from mobilenet.fit import fit
     from mobilenet.train import RECIPES
 
+    if args.init:
+        given = [k for k in ("arch", "width", "cifar", "activation", "bottleneck", "shortcut", "block")
+                 if getattr(args, k) is not None]  # fmt: skip
+        if given:
+            raise ValueError(f"--init weights fix the architecture; drop --{given[0].replace('_', '-')}")
     recipe = RECIPES[args.recipe]
     configs = {"model": recipe.model, "data": recipe.data, "train": recipe.train}
     if args.config:
@@ -136,7 +144,10 @@ def _eval(args: argparse.Namespace) -> str:
 def _predict(args: argparse.Namespace) -> str:
     from mobilenet.inference import predict
 
-    predictions = predict(args.checkpoint, args.images, args.top_k, splits=args.split)
+    source = args.checkpoint or args.weights
+    if not source:
+        raise ValueError("give --checkpoint RUN_OR_CKPT or --weights FILE.safetensors")
+    predictions = predict(source, args.images, args.top_k, splits=args.split, resolution=args.resolution)
     if args.json:
         return json.dumps([p.__dict__ for p in predictions], indent=2)
     lines = []
@@ -303,6 +314,40 @@ def _add_sweep_args(p: argparse.ArgumentParser, out: str, seeds: list[int]) -> N
     p.add_argument("--out", default=out, help=f"results and cached runs (default {out}); rerun to resume")
 
 
+def _convert(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from mobilenet import weights
+
+    if (args.source is None) == (args.to is None):
+        raise ValueError("give --from SOURCE (peer weights -> ours) or --to TARGET (ours -> a peer's layout)")
+    if args.to:
+        if Path(args.src).suffix == ".safetensors":
+            model, _ = weights.load_pretrained(args.src)
+        else:
+            from mobilenet.inference import load_model
+
+            model, _ = load_model(args.src)
+        out = args.output or str(Path(args.src).with_suffix(".h5" if args.to == "keras" else ".npz" if args.to ==
+                                                           "slim" else ".pth"))  # fmt: skip
+        path, warnings = weights.export_file(model, args.to, out)
+        lines = [f"wrote {path}: {model.config.arch} width {model.config.width:g} in the {args.to} layout"]
+        return "\n".join(lines + [f"warning: {w}" for w in warnings])
+    converted = weights.convert_file(args.src, args.source, arch=args.arch, width=args.width,
+                                     background=args.background, padding=args.padding)  # fmt: skip
+    out = Path(args.output or Path(args.src).with_suffix(".safetensors"))
+    if out.resolve() == Path(args.src).resolve():
+        raise ValueError(f"refusing to overwrite the source file {out}: pass -o")
+    weights.save_weights(converted, out)
+    c = converted.config
+    lines = [f"wrote {out}: {c.arch} width {c.width:g}, {c.num_classes} classes, "
+             f"{len(converted.state_dict)} tensors from the {args.source} layout"]  # fmt: skip
+    lines += [f"  {k}: {v}" for k, v in converted.metadata.items() if k not in ("format", "model_config")]
+    if converted.ignored:
+        lines.append(f"  not weights, skipped: {len(converted.ignored)} ({', '.join(converted.ignored[:3])}, ...)")
+    return "\n".join(lines)
+
+
 def _default_out(checkpoint: str) -> str:
     from pathlib import Path
 
@@ -350,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-k labels with probabilities for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--checkpoint", required=True, help="a .pt file or a run directory")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", help="a .pt file or a run directory")
+    which.add_argument("--weights", help="converted pretrained weights (.safetensors from `mobilenet convert`)")
+    p.add_argument("--resolution", type=int, help="input side (default: the training side; 224 for --weights)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.add_argument("--split", type=int, metavar="T",
@@ -403,6 +451,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_bench)
 
     _add_experiments(sub)
+
+    p = sub.add_parser("convert", help="pretrained weights from torchvision/timm/Keras/TF-Slim, or back to them")
+    p.add_argument("src", help="weights file (.pth/.pt/.bin, .safetensors, Keras .h5, Slim .npz or TF checkpoint)")
+    p.add_argument("--from", dest="source", choices=("torchvision", "timm", "keras", "slim"),
+                   help="the layout SRC is in; writes our .safetensors")  # fmt: skip
+    p.add_argument("--to", choices=("torchvision", "timm", "keras", "slim"),
+                   help="write our SRC (.safetensors or a checkpoint) in this peer's layout instead")  # fmt: skip
+    p.add_argument("--arch", default="mobilenet_v2", choices=("mobilenet_v1", "mobilenet_v2"))
+    p.add_argument("--width", type=float, default=1.0, help="the width the weights were trained at (alpha)")
+    p.add_argument("--background", default="drop", choices=("drop", "keep"),
+                   help="TF-Slim's 1001-class heads: drop class 0 (background, default) or keep it")  # fmt: skip
+    p.add_argument("--padding", choices=("symmetric", "tf-same"),
+                   help="default: the source's own (tf-same for Keras/Slim), which reproduces its outputs")  # fmt: skip
+    p.add_argument("-o", "--output", help="output file (default: SRC with the new suffix)")
+    p.set_defaults(run=_convert)
 
     p = sub.add_parser("export", help="ONNX (BN folded, verified in onnxruntime) or torch.export program")
     p.add_argument("checkpoint", help="a .pt file or a run directory")

@@ -16,6 +16,10 @@ ACTIVATIONS: tuple[str, ...] = ("relu6", "relu")
 BOTTLENECKS: tuple[str, ...] = ("linear", "relu6")  # activation after the V2 projection (Sandler et al. 3.2)
 SHORTCUTS: tuple[str, ...] = ("bottleneck", "expansion", "none")  # where V2's skip connects (Fig. 6b)
 BLOCKS: tuple[str, ...] = ("inverted", "classic")  # V2 block shape: narrow-wide-narrow or wide-narrow-wide
+# How a stride-2 conv pads: "symmetric" (k // 2 on every side: PyTorch, torchvision, timm) or "tf-same"
+# (TensorFlow's SAME: the extra pixel goes bottom/right for even inputs: Keras, TF-Slim). Both give
+# ceil(size / stride) outputs; only weights trained with one reproduce their outputs with it.
+PADDINGS: tuple[str, ...] = ("symmetric", "tf-same")
 
 
 def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -41,6 +45,7 @@ class ModelConfig:
     bottleneck: str = "linear"
     shortcut: str = "bottleneck"
     block: str = "inverted"
+    padding: str = "symmetric"
 
     def __post_init__(self) -> None:
         _choice("architecture", self.arch, ARCHS)
@@ -54,6 +59,7 @@ class ModelConfig:
         _choice("bottleneck", self.bottleneck, BOTTLENECKS)
         _choice("shortcut", self.shortcut, SHORTCUTS)
         _choice("block", self.block, BLOCKS)
+        _choice("padding", self.padding, PADDINGS)
         if self.arch != "mobilenet_v2":
             for name in ("bottleneck", "shortcut", "block"):
                 value, default = getattr(self, name), getattr(ModelConfig, name)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from mobilenet import distributed
 from mobilenet.checkpoint import load_checkpoint, new_run_dir, save_atomic
 from mobilenet.config import ModelConfig
-from mobilenet.data import DataConfig, load_splits
+from mobilenet.data import DataConfig, Split, load_splits
 from mobilenet.models import MobileNet, build_model
 from mobilenet.plots import plot_curves
 from mobilenet.train import TrainConfig, evaluate, make_optimizer, train_one_epoch, use_bf16
@@ -48,6 +48,22 @@ def _choose_run_dir(ctx: distributed.Context, out: str | None, resume: str | Non
     if isinstance(answer, (tuple, list)):
         raise ValueError(answer[1])
     return Path(answer)
+
+
+def _pretrained(
+    path: str, model_cfg: ModelConfig, num_classes: int, splits: tuple[Split, Split]
+) -> tuple[MobileNet, ModelConfig]:
+    """Converted weights with a new `num_classes` head; the architecture is the weights', the inputs are
+    normalised as the weights were trained (e.g. [-1, 1] for Keras/Slim)."""
+    from mobilenet.weights import load_pretrained
+
+    model, meta = load_pretrained(path, num_classes=num_classes, dropout=model_cfg.dropout)
+    mean, std = tuple(json.loads(meta["mean"])), tuple(json.loads(meta["std"]))
+    for split in splits:
+        split.mean, split.std = mean, std
+    log.info("starting from %s (%s weights: %s width %g, %s)", path, meta.get("source", "converted"),
+             model.config.arch, model.config.width, meta.get("preprocessing", ""))  # fmt: skip
+    return model.train(), model.config
 
 
 def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -94,7 +110,17 @@ def _fit(
         raise ValueError(f"the checkpoint's classes {ckpt['classes'][:5]}... differ from the data's")
     run_dir = _choose_run_dir(ctx, out, resume, f"{data_cfg.dataset}-{model_cfg.arch}")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
-    model: MobileNet = build_model(model_cfg).to(ctx.device)
+    model: MobileNet
+    if cfg.init and ckpt is None:
+        model, model_cfg = _pretrained(cfg.init, model_cfg, len(train.classes), (train, test))
+    else:
+        model = build_model(model_cfg)
+        if ckpt is not None:  # the normalisation the run started with (pretrained weights bring their own)
+            for split in (train, test):
+                split.mean, split.std = tuple(ckpt["mean"]), tuple(ckpt["std"])
+    if cfg.freeze_backbone:
+        model.freeze_backbone()
+    model = model.to(ctx.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = None

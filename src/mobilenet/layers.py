@@ -8,6 +8,7 @@ ClassicBottleneck: the wide-narrow-wide residual block the V2 paper contrasts wi
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -22,8 +23,18 @@ def make_activation(name: str | None) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}; expected relu6, relu or linear")
 
 
+def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's SAME padding of one axis: (before, after), the odd pixel after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
 class ConvBNAct(nn.Module):
-    """The only place that knows padding is kernel // 2 and that a conv before BN has no bias."""
+    """The only place that knows padding is kernel // 2 and that a conv before BN has no bias.
+
+    padding="tf-same" pads a strided conv like TensorFlow (0 before and 1 after for a 3x3/2 conv on
+    an even input), so weights trained in Keras or TF-Slim give their own outputs here.
+    """
 
     def __init__(
         self,
@@ -34,15 +45,18 @@ class ConvBNAct(nn.Module):
         stride: int = 1,
         groups: int = 1,
         activation: str | None = "relu6",
+        padding: str = "symmetric",
     ) -> None:
         super().__init__()
+        # Stride 1: TF's SAME is symmetric too, so only strided convs pad themselves in forward().
+        self.tf_same = padding == "tf-same" and stride > 1
         # pad k // 2 so a stride-2 layer gives ceil(h / 2), like TF "SAME" (the cost model assumes it)
         self.conv = nn.Conv2d(
             in_channels,
             out_channels,
             kernel_size=kernel_size,
             stride=stride,
-            padding=kernel_size // 2,
+            padding=0 if self.tf_same else kernel_size // 2,
             groups=groups,
             bias=False,
         )
@@ -50,16 +64,29 @@ class ConvBNAct(nn.Module):
         self.act = make_activation(activation)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.tf_same:
+            k, s = self.conv.kernel_size[0], self.conv.stride[0]
+            top, bottom = tf_same_padding(x.shape[-2], k, s)
+            left, right = tf_same_padding(x.shape[-1], k, s)
+            x = F.pad(x, (left, right, top, bottom))
         return self.act(self.bn(self.conv(x)))
 
 
 class DepthwiseSeparable(nn.Module):
     """V1 block: per-channel 3x3 filtering, then a 1x1 conv that combines channels."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1, activation: str = "relu6") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        activation: str = "relu6",
+        padding: str = "symmetric",
+    ) -> None:
         super().__init__()
         self.depthwise = ConvBNAct(
-            in_channels, in_channels, 3, stride=stride, groups=in_channels, activation=activation
+            in_channels, in_channels, 3, stride=stride, groups=in_channels, activation=activation, padding=padding
         )
         self.pointwise = ConvBNAct(in_channels, out_channels, 1, activation=activation)
 
@@ -83,6 +110,7 @@ class InvertedResidual(nn.Module):
         use_residual: bool = True,
         activation: str = "relu6",
         bottleneck: str = "linear",
+        padding: str = "symmetric",
     ) -> None:
         super().__init__()
         if use_residual and (stride != 1 or in_channels != out_channels):
@@ -97,8 +125,9 @@ class InvertedResidual(nn.Module):
             else ConvBNAct(in_channels, hidden_channels, 1, activation=activation)
         )
         self.depthwise = ConvBNAct(
-            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation
-        )
+            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation,
+            padding=padding,
+        )  # fmt: skip
         # Linear bottleneck: a ReLU on the low-dimensional projection would destroy information
         # (V2 sec. 3.2); bottleneck="relu6" exists only for the Fig. 6a ablation.
         self.project = ConvBNAct(hidden_channels, out_channels, 1, activation=bottleneck)
@@ -124,6 +153,7 @@ class ClassicBottleneck(nn.Module):
         stride: int = 1,
         use_residual: bool = True,
         activation: str = "relu6",
+        padding: str = "symmetric",
     ) -> None:
         super().__init__()
         if use_residual and (stride != 1 or in_channels != out_channels):
@@ -134,8 +164,9 @@ class ClassicBottleneck(nn.Module):
         self.use_residual = use_residual
         self.reduce = ConvBNAct(in_channels, hidden_channels, 1, activation=activation)
         self.depthwise = ConvBNAct(
-            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation
-        )
+            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation,
+            padding=padding,
+        )  # fmt: skip
         self.expand = ConvBNAct(hidden_channels, out_channels, 1, activation=None)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -102,6 +102,10 @@ def check_splittable(config: ModelConfig, splits: int = 1) -> None:
             "split inference cannot run shortcut='expansion': that ablation adds expanded tensors across "
             "blocks, so they must exist whole"
         )
+    if config.padding != "symmetric":
+        raise ValueError(
+            "split inference runs symmetric padding only; this model pads like TensorFlow (padding='tf-same')"
+        )
     if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
         raise ValueError(f"splits must be an integer >= 1, got {splits!r}")
     widest = max_splits(config)

@@ -16,11 +16,13 @@ from mobilenet.specs import BlockSpec, NetworkSpec, network_spec
 
 
 def _make_block(block: BlockSpec, config: ModelConfig) -> nn.Module:
-    act = config.activation
+    act, pad = config.activation, config.padding
     if block.kind == "separable":
-        return DepthwiseSeparable(block.in_channels, block.out_channels, stride=block.stride, activation=act)
+        return DepthwiseSeparable(
+            block.in_channels, block.out_channels, stride=block.stride, activation=act, padding=pad
+        )
     if block.kind == "conv":
-        return ConvBNAct(block.in_channels, block.out_channels, 3, stride=block.stride, activation=act)
+        return ConvBNAct(block.in_channels, block.out_channels, 3, stride=block.stride, activation=act, padding=pad)
     if block.kind == "classic":
         return ClassicBottleneck(
             block.in_channels,
@@ -29,6 +31,7 @@ def _make_block(block: BlockSpec, config: ModelConfig) -> nn.Module:
             stride=block.stride,
             use_residual=block.use_residual,
             activation=act,
+            padding=pad,
         )
     return InvertedResidual(
         block.in_channels,
@@ -38,6 +41,7 @@ def _make_block(block: BlockSpec, config: ModelConfig) -> nn.Module:
         use_residual=block.use_residual,
         activation=act,
         bottleneck=config.bottleneck,
+        padding=pad,
     )
 
 
@@ -64,8 +68,9 @@ class MobileNet(nn.Module):
         self.spec: NetworkSpec = network_spec(config)
         spec = self.spec
         self.stem = ConvBNAct(
-            spec.in_channels, spec.stem_channels, 3, stride=spec.stem_stride, activation=config.activation
-        )
+            spec.in_channels, spec.stem_channels, 3, stride=spec.stem_stride, activation=config.activation,
+            padding=config.padding,
+        )  # fmt: skip
         self.blocks = nn.Sequential(*(_make_block(b, config) for b in spec.blocks))
         self.head: nn.Module = (
             nn.Identity()
@@ -79,6 +84,21 @@ class MobileNet(nn.Module):
         self._expansion_skips = [b.expansion_skip for b in spec.blocks]
         self._uses_expansion_skips = any(self._expansion_skips)
         _init_weights(self)
+
+    def freeze_backbone(self) -> None:
+        """Train the classifier only: every other parameter stops learning and every BN keeps its
+        running statistics (train() leaves them in eval mode), as in the usual fine-tuning recipe."""
+        self._frozen = True
+        for name, param in self.named_parameters():
+            param.requires_grad = name.startswith("classifier.")
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> MobileNet:
+        super().train(mode)
+        if getattr(self, "_frozen", False):
+            for module in (self.stem, self.blocks, self.head):
+                module.eval()
+        return self
 
     def _check_input(self, x: Tensor) -> None:
         check_input(self.spec, x)

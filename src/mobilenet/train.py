@@ -43,6 +43,8 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0
     device: str = "auto"
+    init: str = ""  # converted pretrained weights (.safetensors) to start from; the classifier is new
+    freeze_backbone: bool = False  # with init: train the classifier only
 
     def __post_init__(self) -> None:
         checks = {
@@ -55,8 +57,11 @@ class TrainConfig:
             "label_smoothing": 0 <= self.label_smoothing < 1,
             "ema_decay": 0 <= self.ema_decay < 1,
             "warmup_epochs": self.warmup_epochs >= 0,
+            "freeze_backbone": not self.freeze_backbone or bool(self.init),
         }
         bad = [name for name, ok in checks.items() if not ok]
+        if bad == ["freeze_backbone"]:
+            raise ValueError("freeze_backbone needs init: pretrained weights to freeze (--init WEIGHTS)")
         if bad:
             raise ValueError(f"invalid {bad[0]}: {getattr(self, bad[0])!r}")
 
@@ -115,8 +120,9 @@ def lr_factor(cfg: TrainConfig, progress: float) -> float:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN gamma/beta and biases
+    trained = [p for p in model.parameters() if p.requires_grad]  # a frozen backbone is left out
+    decay = [p for p in trained if p.ndim > 1]
+    no_decay = [p for p in trained if p.ndim <= 1]  # BN gamma/beta and biases
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "rmsprop":
         # TF's RMSProp adds epsilon inside the square root; 1e-3 there is about sqrt(1e-3) outside.

@@ -1,0 +1,90 @@
+"""Pretrained weights from the peers (torchvision, timm, Keras Applications, TF-Slim) and back.
+
+converted = convert_file("mobilenet_v2_1.0_224.h5", "keras", arch="mobilenet_v2", width=1.0)
+save_weights(converted, "v2.safetensors")
+model, meta = load_pretrained("v2.safetensors")                  # outputs equal Keras'
+model, meta = load_pretrained("v2.safetensors", num_classes=10)  # new head, for fine-tuning
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mobilenet.weights.convert import Converted, convert_tensors, export_tensors
+from mobilenet.weights.files import keras_model_tensors, read_tensors, read_weights, save_weights, write_export
+from mobilenet.weights.layouts import SOURCES
+
+__all__ = [
+    "SOURCES",
+    "Converted",
+    "class_names",
+    "convert_file",
+    "convert_tensors",
+    "export_file",
+    "export_tensors",
+    "keras_model_tensors",
+    "load_pretrained",
+    "read_tensors",
+    "save_weights",
+]
+
+
+def convert_file(
+    path: str | Path,
+    source: str,
+    *,
+    arch: str = "mobilenet_v2",
+    width: float = 1.0,
+    background: str = "drop",
+    padding: str | None = None,
+) -> Converted:
+    """Read a peer's weights file and convert it (see `convert_tensors`); records the file name."""
+    converted = convert_tensors(read_tensors(path), source, arch=arch, width=width, background=background,
+                                padding=padding)  # fmt: skip
+    converted.metadata["source_file"] = Path(path).name
+    return converted
+
+
+def load_pretrained(path: str | Path, num_classes: int | None = None, **changes: Any) -> tuple[Any, dict[str, str]]:
+    """Our model with converted weights, in eval mode. A different `num_classes` gets a new, freshly
+    initialised classifier (transfer learning); `changes` (e.g. dropout) must not alter the graph."""
+    from mobilenet.models import build_model
+
+    state, config, metadata = read_weights(path)
+    graph = {"arch", "width", "padding", "cifar", "activation", "bottleneck", "shortcut", "block"}
+    clash = sorted(k for k, v in changes.items() if k in graph and v != getattr(config, k))
+    if clash:
+        raise ValueError(f"{path} holds {clash[0]}={getattr(config, clash[0])!r}, not {changes[clash[0]]!r}")
+    config = dataclasses.replace(config, **changes)
+    new_head = num_classes is not None and num_classes != config.num_classes
+    if num_classes is not None and new_head:
+        config = dataclasses.replace(config, num_classes=num_classes)
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    model = build_model(config)
+    try:
+        model.load_state_dict(state, strict=not new_head)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit {config.arch} width {config.width:g}: {str(err).splitlines()[0]}"
+                         ) from None  # fmt: skip
+    return model.eval(), metadata
+
+
+def export_file(model: Any, target: str, path: str | Path) -> tuple[Path, list[str]]:
+    """Write our model's weights in `target`'s layout and file type; returns (path, warnings)."""
+    tensors, warnings = export_tensors(model, target)
+    return write_export(tensors, target, path), warnings
+
+
+def class_names(metadata: dict[str, str], num_classes: int) -> list[str]:
+    """ImageNet names for 1000/1001-class heads converted from the peers; else "0", "1", ..."""
+    kind = metadata.get("classes", "")
+    if kind.startswith("imagenet") and num_classes in (1000, 1001):
+        names = resources.files("mobilenet").joinpath("imagenet_classes.txt").read_text().splitlines()
+        return ["background", *names] if num_classes == 1001 else names
+    if kind.startswith("["):
+        return list(json.loads(kind))
+    return [str(i) for i in range(num_classes)]

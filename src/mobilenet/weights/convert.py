@@ -1,0 +1,191 @@
+"""Peer weights -> our state dict (and back), every tensor accounted for.
+
+Strict by construction: each tensor of our model is looked up under the peer's name from the layout
+table, transposed from the peer's layout, and shape-checked; anything the peer file holds beyond that is
+an error naming it, except counters and optimizer state, which are listed in the result (`ignored`).
+
+BatchNorm epsilon: Keras and TF-Slim normalise with var + 1e-3, we (like PyTorch) with var + 1e-5.
+Adding the difference to the running variance gives identical inference outputs with our BN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mobilenet.config import ModelConfig
+from mobilenet.specs import network_spec
+from mobilenet.weights.layouts import CONVENTIONS, tensor_table
+
+OUR_BN_EPS = 1e-5  # nn.BatchNorm2d's default, which our models use
+# Entries that are not weights: BN step counters, TF's global step and optimizer slots.
+_NOT_WEIGHTS = re.compile(r"(num_batches_tracked|global_step|/RMSProp(_1)?|/Momentum|/Adam(_1)?)$")
+_EMA = "/ExponentialMovingAverage"
+
+
+@dataclass
+class Converted:
+    """Our state dict for `config`, and the facts a user needs to trust and use it."""
+
+    state_dict: dict[str, Tensor]
+    config: ModelConfig
+    metadata: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+
+def _as_tensor(value: Any) -> Tensor:
+    return value.detach().cpu() if isinstance(value, Tensor) else torch.from_numpy(np.array(value))
+
+
+def _normalise_keys(tensors: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str], bool]:
+    """Strip TF's ':0', Keras 2's `depthwise_kernel` spelling and non-weights; prefer Slim's EMA values."""
+    out: dict[str, Any] = {}
+    ignored: list[str] = []
+    for key, value in tensors.items():
+        name = key.removesuffix(":0")
+        if source == "keras":
+            name = name.replace("/depthwise_kernel", "/kernel")
+        if _NOT_WEIGHTS.search(name):
+            ignored.append(key)
+            continue
+        out[name] = value
+    ema = [k for k in out if k.endswith(_EMA)]
+    for key in ema:  # TF-Slim evaluates (and publishes) the moving averages of its weights
+        out[key.removesuffix(_EMA)] = out.pop(key)
+    return out, ignored, bool(ema)
+
+
+def _from_layout(t: Tensor, kind: str, leaf: str, source: str) -> Tensor:
+    if source in ("torchvision", "timm") or kind == "bn" or leaf == "bias":
+        return t
+    if kind == "conv":  # H, W, in, out -> out, in, H, W
+        return t.permute(3, 2, 0, 1)
+    if kind == "depthwise":  # H, W, C, 1 -> C, 1, H, W
+        return t.permute(2, 3, 0, 1)
+    if kind == "linear_conv":  # 1, 1, in, out -> out, in
+        return t.reshape(t.shape[-2], t.shape[-1]).t()
+    return t.t()  # Dense: in, out -> out, in
+
+
+def _to_layout(t: Tensor, kind: str, leaf: str, source: str) -> Tensor:
+    if source in ("torchvision", "timm") or kind == "bn" or leaf == "bias":
+        return t
+    if kind == "conv":
+        return t.permute(2, 3, 1, 0)
+    if kind == "depthwise":
+        return t.permute(2, 3, 0, 1)
+    if kind == "linear_conv":
+        return t.t().reshape(1, 1, t.shape[1], t.shape[0])
+    return t.t()
+
+
+def convert_tensors(
+    tensors: Mapping[str, Any],
+    source: str,
+    *,
+    arch: str = "mobilenet_v2",
+    width: float = 1.0,
+    background: str = "drop",
+    padding: str | None = None,
+) -> Converted:
+    """Convert a peer's named tensors (numpy arrays or torch tensors) into our `arch` at `width`.
+
+    background: for 1001-class TF-Slim heads, "drop" class 0 ("background") or "keep" it.
+    padding: default the peer's own (symmetric for PyTorch peers, "tf-same" for Keras/Slim), which
+    reproduces its outputs exactly; "symmetric" for Keras/Slim weights gives PyTorch-style padding.
+    """
+    from mobilenet.models import build_model
+
+    if background not in ("drop", "keep"):
+        raise ValueError(f"background must be 'drop' or 'keep', got {background!r}")
+    conv = CONVENTIONS.get(source)
+    probe = ModelConfig(arch, width)  # validates arch and width before anything else
+    named, ignored, used_ema = _normalise_keys(tensors, source)
+    table = tensor_table(source, network_spec(probe))
+    bias_key = table[-1].theirs
+    if bias_key not in named:
+        raise ValueError(f"missing tensor {bias_key!r} (the classifier): is this a {source} {arch} file?")
+    num_classes = int(np.shape(named[bias_key])[0])
+    drop = source == "slim" and num_classes == 1001 and background == "drop"
+    assert conv is not None  # tensor_table checked the source
+    config = ModelConfig(arch, width, num_classes - int(drop), padding=padding or conv.padding)
+    expected = build_model(config).state_dict()
+    state: dict[str, Tensor] = {}
+    for entry in table:
+        if entry.theirs not in named:
+            raise ValueError(f"missing tensor {entry.theirs!r} (our {entry.ours!r}) in the {source} weights")
+        leaf = entry.ours.rsplit(".", 1)[1]
+        value = _from_layout(_as_tensor(named.pop(entry.theirs)).float(), entry.kind, leaf, source)
+        if drop and entry.ours.startswith("classifier."):
+            value = value[1:]
+        if leaf == "running_var":
+            value = value + (conv.bn_eps - OUR_BN_EPS)
+        want = tuple(expected[entry.ours].shape)
+        if tuple(value.shape) != want:
+            raise ValueError(
+                f"tensor {entry.theirs!r} has shape {tuple(value.shape)} in our layout, but {entry.ours!r} of "
+                f"{arch} width {width:g} needs {want}: check --arch and --width"
+            )
+        state[entry.ours] = value.contiguous()
+    if named:
+        extra = sorted(named)
+        raise ValueError(
+            f"{len(extra)} unexpected tensor(s) for {arch} width {width:g} in the {source} layout, first "
+            f"{extra[0]!r}: nothing is dropped silently; check --from, --arch and --width"
+        )
+    for key, value in expected.items():  # BN step counters: ours start at 0
+        state.setdefault(key, torch.zeros_like(value))
+    classes = "imagenet+background" if num_classes == 1001 and not drop else "imagenet" if num_classes >= 1000 else ""
+    metadata = {
+        "format": "mobilenet-weights/1",
+        "model_config": json.dumps(dataclasses.asdict(config)),
+        "source": source,
+        "source_tensor_layout": conv.tensor_layout,
+        "bn_eps": f"source {conv.bn_eps:g}, ours {OUR_BN_EPS:g}; running_var += {conv.bn_eps - OUR_BN_EPS:g}",
+        "padding": config.padding,
+        "mean": json.dumps(conv.mean),
+        "std": json.dumps(conv.std),
+        "preprocessing": conv.preprocessing,
+        "classes": classes,
+        "background_class": ("dropped" if drop else "kept") if num_classes == 1001 else "none",
+        "slim_ema": "used the ExponentialMovingAverage values" if used_ema else "",
+    }
+    return Converted(state, config, {k: v for k, v in metadata.items() if v}, ignored)
+
+
+def export_tensors(model: torch.nn.Module, target: str) -> tuple[dict[str, Tensor], list[str]]:
+    """Our model's tensors in `target`'s names and layout, and warnings (e.g. clamped variances)."""
+    config: ModelConfig = model.config  # type: ignore[assignment]
+    conv = CONVENTIONS.get(target)
+    table = tensor_table(target, network_spec(config))
+    assert conv is not None
+    ours = model.state_dict()
+    out: dict[str, Tensor] = {}
+    warnings = []
+    clamped = 0
+    for entry in table:
+        leaf = entry.ours.rsplit(".", 1)[1]
+        value = ours[entry.ours].detach().cpu().float()
+        if leaf == "running_var":
+            value = value - (conv.bn_eps - OUR_BN_EPS)
+            clamped += int((value < 0).sum())
+            value = value.clamp(min=0)
+        out[entry.theirs] = _to_layout(value, entry.kind, leaf, target).contiguous()
+        if target in ("torchvision", "timm") and leaf == "running_var":
+            out[entry.theirs.replace("running_var", "num_batches_tracked")] = torch.tensor(0)
+    if clamped:
+        warnings.append(
+            f"{clamped} BN variances below {conv.bn_eps - OUR_BN_EPS:g} were clamped to 0 for eps {conv.bn_eps:g}"
+        )
+    if config.padding != conv.padding:
+        warnings.append(f"this model pads {config.padding}, {target} pads {conv.padding}: strided layers see shifted "
+                        "windows there, so outputs will differ slightly")  # fmt: skip
+    return out, warnings

@@ -1,0 +1,195 @@
+"""Reading peers' weight files and writing ours, with no pickle execution anywhere.
+
+Read: PyTorch state dicts (.pt/.pth/.bin, `weights_only=True`), safetensors, Keras Applications' .h5
+files (h5py), TF-Slim checkpoints (through TensorFlow, when installed) or their variables saved as .npz.
+Write: our converted weights as safetensors with their conventions in the metadata; exports as .pth,
+.safetensors, Keras .h5 or .npz.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mobilenet.config import ModelConfig, replace_from_dict
+from mobilenet.weights.convert import Converted
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def _fail(path: Path, err: BaseException) -> ValueError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ValueError(f"{path} is not a readable weights file: {first}")
+
+
+def read_tensors(path: str | Path) -> dict[str, Any]:
+    """Name -> array of every tensor in a weights file, by its format (the suffix, or a TF checkpoint prefix)."""
+    path = Path(path)
+    tf_prefix = Path(str(path).removesuffix(".index"))
+    if Path(f"{tf_prefix}.index").is_file():
+        return _read_tf_checkpoint(tf_prefix)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return dict(load_file(path))
+        if suffix in (".h5", ".hdf5", ".keras"):
+            return _read_keras_h5(path)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        if suffix in TORCH_SUFFIXES:
+            return _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
+    except ValueError:
+        raise
+    except Exception as err:  # each reader has its own error types for a damaged file
+        raise _fail(path, err) from None
+    raise ValueError(f"unknown weights format {path.name!r}: expected .safetensors, .pt/.pth/.bin, .h5, .npz "
+                     "or a TF checkpoint prefix")  # fmt: skip
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
+    """A state dict, or a training checkpoint holding one under a usual key."""
+    if isinstance(obj, dict) and not all(isinstance(v, Tensor) for v in obj.values()):
+        for key in ("state_dict", "model", "state_dict_ema", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                return _unwrap(obj[key], path)
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ValueError(f"{path} holds no state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _read_keras_h5(path: Path) -> dict[str, Any]:
+    """Keras Applications' weight files (the layout `model.save_weights('x.h5')` wrote before Keras 3)."""
+    try:
+        import h5py
+    except ImportError:
+        raise ValueError("reading Keras .h5 files needs h5py: pip install 'mobilenet[keras]'") from None
+    out: dict[str, Any] = {}
+    with h5py.File(path, "r") as f:
+        root = f.get("model_weights", f)  # a whole-model .h5 keeps its weights there
+        if "layer_names" not in root.attrs:
+            raise ValueError(
+                f"{path} is not a Keras weights file (no layer_names); Keras 3 '.weights.h5' files name layers "
+                "by class, not by name: load them in Keras and convert `keras_model_tensors(model)` instead"
+            )
+        for layer in root.attrs["layer_names"]:
+            group = root[layer.decode() if isinstance(layer, bytes) else layer]
+            for name in group.attrs.get("weight_names", []):
+                name = name.decode() if isinstance(name, bytes) else name
+                out[name] = np.array(group[name])
+    return out
+
+
+def _read_tf_checkpoint(prefix: Path) -> dict[str, Any]:
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ValueError(
+            f"{prefix} is a TensorFlow checkpoint: reading it needs tensorflow (pip install tensorflow-cpu), or "
+            "save its variables to .npz where TensorFlow is installed (r = tf.train.load_checkpoint(prefix); "
+            "np.savez(out, **{n: r.get_tensor(n) for n in r.get_variable_to_shape_map()}))"
+        ) from None
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def keras_model_tensors(model: Any) -> dict[str, Any]:
+    """The tensors of an in-memory Keras model, named `<layer>/<variable>` (Keras 2 and 3)."""
+    return {f"{layer.name}/{w.name.split('/')[-1].removesuffix(':0')}": np.array(w)
+            for layer in model.layers for w in layer.weights}  # fmt: skip
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write through `write(tmp_path)` beside `path`, then rename: a crash never leaves a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_weights(converted: Converted, path: str | Path) -> Path:
+    """Our weights as safetensors; the metadata records the model config and the source's conventions."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"converted weights are written as .safetensors, got {path.name!r}")
+    _atomic(path, lambda tmp: save_file(converted.state_dict, tmp, metadata=converted.metadata))
+    return path
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, dict[str, str]]:
+    """A file `save_weights` wrote: (state dict, config, metadata), or ValueError naming the problem."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist")
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iteration
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable safetensors file ({err}); convert peer weights first with "
+                         "`mobilenet convert`") from None  # fmt: skip
+    if not metadata.get("format", "").startswith("mobilenet-weights/"):
+        raise ValueError(f"{path} is a safetensors file but not mobilenet weights (no format metadata): convert "
+                         "it with `mobilenet convert --from ...`")  # fmt: skip
+    config = replace_from_dict(ModelConfig(), json.loads(metadata["model_config"]))
+    return state, config, metadata
+
+
+def write_export(tensors: dict[str, Tensor], target: str, path: str | Path) -> Path:
+    """Exported tensors in the file type `target`'s users load: .pth/.safetensors, Keras .h5, or .npz."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if target in ("torchvision", "timm") and suffix in (".pt", ".pth"):
+        _atomic(path, lambda tmp: torch.save(tensors, tmp))
+    elif target in ("torchvision", "timm") and suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        _atomic(path, lambda tmp: save_file(tensors, tmp))
+    elif target == "keras" and suffix == ".h5":
+        _atomic(path, lambda tmp: _write_keras_h5(tensors, tmp))
+    elif target == "slim" and suffix == ".npz":
+        arrays: dict[str, Any] = {k: v.numpy() for k, v in tensors.items()}
+        _atomic(path, lambda tmp: np.savez(tmp, **arrays))
+    else:
+        wanted = {"torchvision": ".pth or .safetensors", "timm": ".pth or .safetensors", "keras": ".h5",
+                  "slim": ".npz"}.get(target, "?")  # fmt: skip
+        raise ValueError(f"{target} weights are written as {wanted}, got {path.name!r}")
+    return path
+
+
+def _write_keras_h5(tensors: dict[str, Tensor], path: str) -> None:
+    """The layout Keras' `load_weights(..., by_name=...)` and Keras Applications' files use."""
+    import h5py
+
+    layers: dict[str, list[str]] = {}
+    for name in tensors:
+        layers.setdefault(name.split("/")[0], []).append(name)
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [n.encode() for n in layers]
+        f.attrs["backend"] = b"tensorflow"
+        for layer, names in layers.items():
+            group = f.create_group(layer)
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name in names:
+                group.create_dataset(name, data=tensors[name].numpy())
