@@ -66,6 +66,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bottleneck", help="linear | relu6 (V2 projection)")
     g.add_argument("--shortcut", help="bottleneck | expansion | none (V2)")
     g.add_argument("--block", help="inverted | classic (V2)")
+    g.add_argument("--padding", help="symmetric (PyTorch) | tf-same (TensorFlow's stride-2 padding)")
+    g.add_argument("--num-classes", type=int, help="classifier outputs; must match the data (default: the data's)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="digits | cifar10 | cifar100 | imagefolder")
     g.add_argument("--data-dir", help="CIFAR archive/folder (downloaded if absent) or ImageFolder root")
@@ -102,10 +104,10 @@ def _train(args: argparse.Namespace) -> str:
     from mobilenet.train import RECIPES
 
     if args.init:
-        given = [k for k in ("arch", "width", "cifar", "activation", "bottleneck", "shortcut", "block")
+        fixed = [k for k in ("arch", "width", "cifar", "activation", "bottleneck", "shortcut", "block", "padding")
                  if getattr(args, k) is not None]  # fmt: skip
-        if given:
-            raise ValueError(f"--init weights fix the architecture; drop --{given[0].replace('_', '-')}")
+        if fixed:
+            raise ValueError(f"--init weights fix the architecture; drop --{fixed[0].replace('_', '-')}")
     recipe = RECIPES[args.recipe]
     configs = {"model": recipe.model, "data": recipe.data, "train": recipe.train}
     if args.config:
@@ -121,7 +123,8 @@ def _train(args: argparse.Namespace) -> str:
         configs[name] = replace_from_dict(configs[name], given)
     if args.resume and args.out:
         raise ValueError("--resume continues the run in its own directory; drop --out")
-    fit(configs["model"], configs["data"], configs["train"], out=args.out, resume=args.resume)  # type: ignore[arg-type]
+    fit(configs["model"], configs["data"], configs["train"], out=args.out, resume=args.resume,  # type: ignore[arg-type]
+        num_classes=args.num_classes)  # fmt: skip
     return ""  # fit() reports each epoch and where the run was written
 
 

@@ -82,14 +82,18 @@ def fit(
     *,
     out: str | None = None,
     resume: str | None = None,
+    num_classes: int | None = None,
 ) -> dict[str, Any]:
-    """Train; with `resume` (a run directory) continue it from its last checkpoint with its saved configs."""
+    """Train; with `resume` (a run directory) continue it from its last checkpoint with its saved configs.
+
+    The classifier gets as many outputs as the data has classes; `num_classes`, if given, must agree.
+    """
     ckpt = load_checkpoint(Path(resume) / "last.pt") if resume else None
     if ckpt is not None:
         model_cfg, data_cfg, train_cfg = _configs_from(ckpt)
     ctx = distributed.setup(train_cfg.device)
     try:
-        return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt)
+        return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt, num_classes)
     finally:
         distributed.teardown(ctx)
 
@@ -102,8 +106,11 @@ def _fit(
     out: str | None,
     resume: str | None,
     ckpt: dict[str, Any] | None,
+    num_classes: int | None = None,
 ) -> dict[str, Any]:
     train, test = load_splits(data_cfg)
+    if num_classes is not None and num_classes != len(train.classes):
+        raise ValueError(f"num_classes is {num_classes}, but {data_cfg.dataset} has {len(train.classes)} classes")
     if ckpt is None:
         model_cfg = dataclasses.replace(model_cfg, num_classes=len(train.classes))
     elif ckpt["classes"] != train.classes:

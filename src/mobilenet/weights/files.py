@@ -107,7 +107,7 @@ def _read_tf_checkpoint(prefix: Path) -> dict[str, Any]:
 
 def keras_model_tensors(model: Any) -> dict[str, Any]:
     """The tensors of an in-memory Keras model, named `<layer>/<variable>` (Keras 2 and 3)."""
-    return {f"{layer.name}/{w.name.split('/')[-1].removesuffix(':0')}": np.array(w)
+    return {f"{layer.name}/{w.name.split('/')[-1].removesuffix(':0')}": np.asarray(w.numpy())
             for layer in model.layers for w in layer.weights}  # fmt: skip
 
 

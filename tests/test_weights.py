@@ -1,0 +1,345 @@
+"""Pretrained weights in and out: every converter is proven on the peer's own model definition with
+random weights (same input, same output), plus round trips, conventions and bad input."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import import_keras, import_peer, randomize_bn
+from mobilenet.cli import main
+from mobilenet.models import build_model, count_params
+from mobilenet.weights import (
+    convert_file,
+    convert_tensors,
+    export_file,
+    export_tensors,
+    keras_model_tensors,
+    load_pretrained,
+    read_tensors,
+    save_weights,
+)
+from mobilenet.weights.layouts import tensor_table
+
+TOL = 1e-4
+
+
+def _ours(converted: Any) -> torch.nn.Module:
+    model = build_model(converted.config).eval()
+    model.load_state_dict(converted.state_dict)
+    return model
+
+
+def _close(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, tol: float = TOL) -> float:
+    a, b = torch.as_tensor(np.asarray(a)), torch.as_tensor(np.asarray(b))
+    assert a.abs().max() > 0.1, "outputs too small to compare meaningfully"
+    diff = (a - b).abs().max().item()
+    assert diff <= tol, diff
+    return diff
+
+
+# --- torchvision --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [0.5, 1.0, 1.4])
+def test_torchvision_v2_in_and_out(width: float) -> None:
+    tv = import_peer("torchvision").models.mobilenet_v2(width_mult=width)
+    torch.manual_seed(0)
+    randomize_bn(tv)
+    ours = _ours(convert_tensors(tv.state_dict(), "torchvision", width=width))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        _close(ours(x), tv.eval()(x), 1e-5)
+    assert count_params(ours) == count_params(tv)
+    back = import_peer("torchvision").models.mobilenet_v2(width_mult=width).eval()
+    back.load_state_dict(export_tensors(ours, "torchvision")[0])  # strict: every key, nothing extra
+    with torch.no_grad():
+        _close(back(x), ours(x), 1e-6)
+
+
+# --- timm ---------------------------------------------------------------------------------------
+
+TIMM = [("mobilenetv1_100", "mobilenet_v1", 1.0), ("mobilenetv1_125", "mobilenet_v1", 1.25),
+        ("mobilenetv2_035", "mobilenet_v2", 0.35), ("mobilenetv2_050", "mobilenet_v2", 0.5),
+        ("mobilenetv2_075", "mobilenet_v2", 0.75), ("mobilenetv2_100", "mobilenet_v2", 1.0),
+        ("mobilenetv2_140", "mobilenet_v2", 1.4)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,arch,width", TIMM)
+def test_timm_in_and_out(name: str, arch: str, width: float) -> None:
+    timm = import_peer("timm")
+    theirs = timm.create_model(name, pretrained=False).eval()
+    randomize_bn(theirs)
+    ours = _ours(convert_tensors(theirs.state_dict(), "timm", arch=arch, width=width))
+    x = torch.randn(2, 3, 160, 160)
+    with torch.no_grad():
+        _close(ours(x), theirs(x))
+    back = timm.create_model(name, pretrained=False).eval()
+    back.load_state_dict(export_tensors(ours, "timm")[0])
+    with torch.no_grad():
+        _close(back(x), ours(x), 1e-6)
+
+
+# --- Keras --------------------------------------------------------------------------------------
+
+
+def _keras_model(arch: str, alpha: float, side: int) -> Any:
+    keras = import_keras()
+    make = keras.applications.MobileNet if arch == "mobilenet_v1" else keras.applications.MobileNetV2
+    model = make(weights=None, alpha=alpha, input_shape=(side, side, 3), classifier_activation=None)
+    rng = np.random.default_rng(0)
+    for var in model.weights:  # random but well-scaled: activations stay O(1) through the depth
+        shape, name = tuple(var.shape), var.path.split("/")[-1]
+        if name in ("kernel", "depthwise_kernel"):
+            fan_in = int(np.prod(shape[:-1])) if "depthwise" not in var.path and "dw" not in var.path else 9
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        elif name in ("gamma", "moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:  # beta, moving_mean, bias
+            value = rng.standard_normal(shape) * 0.1
+        var.assign(value.astype("float32"))
+    return model
+
+
+def _keras_run(model: Any, x: np.ndarray) -> np.ndarray:
+    return model(x, training=False).detach().cpu().numpy()
+
+
+def _nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+KERAS = [("mobilenet_v1", a, 128) for a in (0.25, 0.5, 0.75, 1.0)] + [
+    ("mobilenet_v2", a, 96) for a in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+]
+
+
+@pytest.mark.parametrize("arch,alpha,side", KERAS)
+def test_keras_in_exactly_with_tf_same_padding(arch: str, alpha: float, side: int) -> None:
+    km = _keras_model(arch, alpha, side)
+    converted = convert_tensors(keras_model_tensors(km), "keras", arch=arch, width=alpha)
+    assert converted.config.padding == "tf-same" and converted.config.num_classes == 1000
+    x = np.random.default_rng(1).standard_normal((2, side, side, 3)).astype("float32")
+    with torch.no_grad():
+        _close(_ours(converted)(_nchw(x)), _keras_run(km, x))
+
+
+def test_keras_odd_input_and_what_symmetric_padding_changes() -> None:
+    km = _keras_model("mobilenet_v2", 0.5, 97)  # odd sides: TF pads 1 on both sides, like PyTorch
+    tensors = keras_model_tensors(km)
+    x = np.random.default_rng(2).standard_normal((2, 97, 97, 3)).astype("float32")
+    with torch.no_grad():
+        exact = _ours(convert_tensors(tensors, "keras", width=0.5))(_nchw(x))
+        _close(exact, _keras_run(km, x))
+        sym = _ours(convert_tensors(tensors, "keras", width=0.5, padding="symmetric"))(_nchw(x))
+        _close(sym, exact)  # at odd sizes both rules pad the same
+        even = np.random.default_rng(3).standard_normal((2, 96, 96, 3)).astype("float32")
+        tf_same = _ours(convert_tensors(tensors, "keras", width=0.5))(_nchw(even))
+        shifted = _ours(convert_tensors(tensors, "keras", width=0.5, padding="symmetric"))(_nchw(even))
+    assert (tf_same - shifted).abs().max() > 1e-2  # at even sizes the windows shift: outputs differ
+
+
+@pytest.mark.parametrize("arch,alpha", [("mobilenet_v1", 0.5), ("mobilenet_v2", 0.35)])
+def test_keras_h5_file_in_and_out(arch: str, alpha: float, tmp_path: Path) -> None:
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    km = _keras_model(arch, alpha, 128)
+    with h5py.File(tmp_path / "published.h5", "w") as f:  # the layout of Keras Applications' files
+        legacy_h5_format.save_weights_to_hdf5_group(f, km)
+    converted = convert_file(tmp_path / "published.h5", "keras", arch=arch, width=alpha)
+    assert converted.metadata["source_file"] == "published.h5"
+    ours = _ours(converted)
+    x = np.random.default_rng(4).standard_normal((1, 128, 128, 3)).astype("float32")
+    with torch.no_grad():
+        _close(ours(_nchw(x)), _keras_run(km, x))
+    path, warnings = export_file(ours, "keras", tmp_path / "ours.h5")
+    assert warnings == []  # same padding, every variance above the epsilon gap
+    fresh = _keras_model(arch, alpha, 128)
+    fresh.load_weights(path)
+    _close(_keras_run(fresh, x), _keras_run(km, x))
+
+
+def test_keras_eps_is_folded_into_the_variance() -> None:
+    km = _keras_model("mobilenet_v2", 0.35, 96)
+    tensors = keras_model_tensors(km)
+    converted = convert_tensors(tensors, "keras", width=0.35)
+    got = converted.state_dict["stem.bn.running_var"]
+    want = torch.from_numpy(tensors["bn_Conv1/moving_variance"]) + (1e-3 - 1e-5)
+    assert torch.allclose(got, want) and "running_var += 0.00099" in converted.metadata["bn_eps"]
+    assert json.loads(converted.metadata["mean"]) == [0.5, 0.5, 0.5]  # Keras scales inputs to [-1, 1]
+
+
+# --- TF-Slim ------------------------------------------------------------------------------------
+
+
+def test_slim_names_are_the_published_checkpoints() -> None:
+    from mobilenet.config import ModelConfig
+    from mobilenet.specs import network_spec
+
+    v1 = {t.theirs for t in tensor_table("slim", network_spec(ModelConfig("mobilenet_v1")))}
+    v2 = {t.theirs for t in tensor_table("slim", network_spec(ModelConfig("mobilenet_v2")))}
+    for name in ("MobilenetV1/Conv2d_0/weights", "MobilenetV1/Conv2d_1_depthwise/depthwise_weights",
+                 "MobilenetV1/Conv2d_13_pointwise/BatchNorm/moving_variance",
+                 "MobilenetV1/Logits/Conv2d_1c_1x1/biases"):  # fmt: skip
+        assert name in v1
+    for name in ("MobilenetV2/Conv/BatchNorm/gamma", "MobilenetV2/expanded_conv/depthwise/depthwise_weights",
+                 "MobilenetV2/expanded_conv_1/expand/weights", "MobilenetV2/expanded_conv_16/project/BatchNorm/beta",
+                 "MobilenetV2/Conv_1/weights", "MobilenetV2/Logits/Conv2d_1c_1x1/weights"):  # fmt: skip
+        assert name in v2
+    assert len(v1) == 27 * 5 + 2 and len(v2) == (1 + 2 + 16 * 3 + 1) * 5 + 2  # every conv + BN, and the logits
+    assert not any("expanded_conv/expand" in n for n in v2)  # the t = 1 block has no expansion
+
+
+@pytest.mark.parametrize("arch,alpha", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.5)])
+def test_slim_checkpoint_with_background_class_and_ema(arch: str, alpha: float, tmp_path: Path) -> None:
+    km = _keras_model(arch, alpha, 128)  # Keras' MobileNets are TF-Slim's, renamed: same math, same padding
+    ours = _ours(convert_tensors(keras_model_tensors(km), "keras", arch=arch, width=alpha))
+    slim, _ = export_tensors(ours, "slim")
+    logits = f"{'MobilenetV1' if arch == 'mobilenet_v1' else 'MobilenetV2'}/Logits/Conv2d_1c_1x1"
+    w, b = slim[f"{logits}/weights"], slim[f"{logits}/biases"]  # prepend class 0, "background", as Slim has
+    slim[f"{logits}/weights"] = torch.cat([torch.randn(1, 1, w.shape[2], 1), w], dim=3)
+    slim[f"{logits}/biases"] = torch.cat([torch.tensor([5.0]), b])
+    stem = f"{logits.split('/')[0]}/{'Conv2d_0' if arch == 'mobilenet_v1' else 'Conv'}/weights"
+    arrays = {k: v.numpy() for k, v in slim.items()}
+    arrays[f"{stem}/ExponentialMovingAverage"], arrays[stem] = arrays[stem], np.zeros_like(arrays[stem])
+    arrays["global_step"] = np.array(1000)
+    np.savez(tmp_path / "slim.npz", **arrays)
+
+    dropped = convert_file(tmp_path / "slim.npz", "slim", arch=arch, width=alpha)
+    kept = convert_file(tmp_path / "slim.npz", "slim", arch=arch, width=alpha, background="keep")
+    assert dropped.config.num_classes == 1000 and kept.config.num_classes == 1001
+    assert dropped.metadata["background_class"] == "dropped" and "ExponentialMovingAverage" in dropped.metadata[
+        "slim_ema"]  # fmt: skip
+    assert dropped.ignored == ["global_step"]
+    x = np.random.default_rng(5).standard_normal((2, 128, 128, 3)).astype("float32")
+    with torch.no_grad():
+        expected = torch.from_numpy(_keras_run(km, x))
+        _close(_ours(dropped)(_nchw(x)), expected)
+        with_background = _ours(kept)(_nchw(x))
+    _close(with_background[:, 1:], expected)
+
+
+# --- files, metadata and bad input --------------------------------------------------------------
+
+
+def _tv_state(width: float = 0.5) -> dict[str, torch.Tensor]:
+    return import_peer("torchvision").models.mobilenet_v2(width_mult=width).state_dict()
+
+
+def test_converted_file_round_trip_and_new_head(tmp_path: Path) -> None:
+    converted = convert_tensors(_tv_state(), "torchvision", width=0.5)
+    path = save_weights(converted, tmp_path / "v2.safetensors")
+    model, meta = load_pretrained(path)
+    assert meta["source"] == "torchvision" and model.config.width == 0.5 and model.config.num_classes == 1000
+    for key, value in converted.state_dict.items():
+        assert torch.equal(model.state_dict()[key], value)
+    tuned, _ = load_pretrained(path, num_classes=7)
+    assert tuned.classifier.out_features == 7
+    assert torch.equal(tuned.blocks[3].expand.conv.weight, model.blocks[3].expand.conv.weight)
+    with pytest.raises(ValueError, match="holds width=0.5, not 1.0"):
+        load_pretrained(path, width=1.0)
+
+
+def test_bad_tensors_are_named() -> None:
+    state = _tv_state()
+    with pytest.raises(ValueError, match=r"'features.0.0.weight' has shape \(16, 3, 3, 3\).*width 1 needs"):
+        convert_tensors(state, "torchvision", width=1.0)
+    state["features.99.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r"1 unexpected tensor.*'features.99.weight'"):
+        convert_tensors(state, "torchvision", width=0.5)
+    del state["features.99.weight"], state["features.5.conv.1.1.running_var"]
+    with pytest.raises(ValueError, match=r"missing tensor 'features.5.conv.1.1.running_var' \(our 'blocks.4"):
+        convert_tensors(state, "torchvision", width=0.5)
+    with pytest.raises(ValueError, match="is this a keras mobilenet_v2 file"):
+        convert_tensors(_tv_state(), "keras", width=0.5)
+    with pytest.raises(ValueError, match="torchvision has no mobilenet_v1 layout"):
+        convert_tensors(_tv_state(), "torchvision", arch="mobilenet_v1")
+    with pytest.raises(ValueError, match="unknown weights layout 'caffe'"):
+        convert_tensors(_tv_state(), "caffe")
+    with pytest.raises(ValueError, match="width must be a number > 0"):
+        convert_tensors(_tv_state(), "torchvision", width=0)
+
+
+class _Boom:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (exec, ("raise SystemExit('pickle code ran')",))
+
+
+def test_bad_files_are_refused_without_running_code(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"features.0.0.weight": _Boom()}))
+    with pytest.raises(ValueError, match="evil.pth is not a readable weights file"):
+        read_tensors(evil)
+    good = save_weights(convert_tensors(_tv_state(), "torchvision", width=0.5), tmp_path / "v2.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match="cut.safetensors is not a readable safetensors file"):
+        load_pretrained(cut)
+    with pytest.raises(ValueError, match="cut.safetensors is not a readable weights file"):
+        read_tensors(cut)
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="not mobilenet weights"):
+        load_pretrained(tmp_path / "other.safetensors")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="unknown weights format 'notes.txt'"):
+        read_tensors(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="does not exist"):
+        read_tensors(tmp_path / "missing.pth")
+    (tmp_path / "model.ckpt.index").write_bytes(b"")
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="is a TensorFlow checkpoint: reading it needs tensorflow"):
+            read_tensors(tmp_path / "model.ckpt")
+
+
+# --- command line: convert, fine-tune, predict, export back -------------------------------------
+
+
+def test_cli_convert_finetune_predict_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.save(_tv_state(0.35), tmp_path / "tv.pth")
+    assert main(["convert", str(tmp_path / "tv.pth"), "--from", "torchvision", "--width", "0.35"]) == 0
+    out = capsys.readouterr().out
+    assert "mobilenet_v2 width 0.35, 1000 classes" in out and "skipped: 52" in out
+    weights = tmp_path / "tv.safetensors"
+    image = Path(__file__).parents[1] / "docs" / "digit-3.png"
+    assert main(["predict", str(image), "--weights", str(weights), "--top-k", "2", "--json"]) == 0
+    [pred] = json.loads(capsys.readouterr().out)
+    names = (Path(__file__).parents[1] / "src/mobilenet/imagenet_classes.txt").read_text().splitlines()
+    assert len(pred["labels"]) == 2 and all(label in names for label in pred["labels"])
+
+    run = tmp_path / "ft"
+    args = ["train", "--init", str(weights), "--num-classes", "10", "--freeze-backbone", "--epochs", "1",
+            "--resolution", "32",
+            "--out", str(run), "--precision", "fp32"]  # fmt: skip
+    assert main(args) == 0
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    start, _ = load_pretrained(weights)
+    assert ckpt["model_config"]["width"] == 0.35 and ckpt["model"]["classifier.weight"].shape == (10, 1280)
+    for key in ("blocks.5.expand.conv.weight", "head.bn.running_var", "stem.bn.running_mean"):
+        assert torch.equal(ckpt["model"][key], start.state_dict()[key]), key  # frozen: untouched, BN stats too
+    assert ckpt["mean"] == [0.485, 0.456, 0.406]  # the weights' own normalisation
+    assert main(["convert", str(run), "--to", "torchvision", "-o", str(tmp_path / "back.pth")]) == 0
+    assert "in the torchvision layout" in capsys.readouterr().out
+    back = torch.load(tmp_path / "back.pth", weights_only=True)
+    assert torch.equal(back["features.6.conv.0.0.weight"], ckpt["model"]["blocks.5.expand.conv.weight"])
+
+    assert main(["train", "--init", str(weights), "--num-classes", "5", "--out", str(tmp_path / "z")]) == 2
+    assert "num_classes is 5, but digits has 10 classes" in capsys.readouterr().err
+    assert main(["train", "--freeze-backbone", "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "freeze_backbone needs init" in capsys.readouterr().err
+    assert main(["train", "--init", str(weights), "--arch", "mobilenet_v1", "--out", str(tmp_path / "y")]) == 2
+    assert "--init weights fix the architecture; drop --arch" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "tv.pth"), "--from", "timm", "--width", "0.35"]) == 2
+    assert "missing tensor" in capsys.readouterr().err
+    assert main(["convert", str(weights), "--to", "keras", "-o", str(tmp_path / "k.pth")]) == 2
+    assert "keras weights are written as .h5" in capsys.readouterr().err
