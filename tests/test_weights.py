@@ -166,14 +166,38 @@ def test_keras_h5_file_in_and_out(arch: str, alpha: float, tmp_path: Path) -> No
     _close(_keras_run(fresh, x), _keras_run(km, x))
 
 
-def test_keras_eps_is_folded_into_the_variance() -> None:
+def test_keras_eps_is_kept_and_moved_into_the_variance_for_pytorch_peers() -> None:
     km = _keras_model("mobilenet_v2", 0.35, 96)
     tensors = keras_model_tensors(km)
     converted = convert_tensors(tensors, "keras", width=0.35)
-    got = converted.state_dict["stem.bn.running_var"]
-    want = torch.from_numpy(tensors["bn_Conv1/moving_variance"]) + (1e-3 - 1e-5)
-    assert torch.allclose(got, want) and "running_var += 0.00099" in converted.metadata["bn_eps"]
+    assert converted.config.bn_eps == 1e-3 and converted.metadata["bn_eps"].startswith("0.001")
+    ours = _ours(converted)
+    assert ours.stem.bn.eps == 1e-3
+    assert torch.equal(
+        converted.state_dict["stem.bn.running_var"], torch.from_numpy(tensors["bn_Conv1/moving_variance"])
+    )
     assert json.loads(converted.metadata["mean"]) == [0.5, 0.5, 0.5]  # Keras scales inputs to [-1, 1]
+    # To torchvision (eps 1e-5): the variance takes the difference, so the outputs stay the same.
+    state, warnings = export_tensors(ours, "torchvision")
+    assert torch.allclose(state["features.0.1.running_var"], ours.stem.bn.running_var + (1e-3 - 1e-5))
+    assert any("BN eps 0.001 here, 1e-05 in torchvision" in w for w in warnings)
+    assert any("pads tf-same, torchvision pads symmetric" in w for w in warnings)
+    tv = import_peer("torchvision").models.mobilenet_v2(width_mult=0.35).eval()
+    tv.load_state_dict(state)
+    tiny = ours.state_dict()
+    tiny["blocks.3.expand.bn.running_var"][:5] = 1e-4  # below the gap: cannot be expressed with eps 1e-5 + shift
+    ours.load_state_dict(tiny)
+    _, warnings = export_tensors(ours, "torchvision")
+    assert not any("clamped" in w for w in warnings)  # moving to a smaller eps only adds
+    pytorch_born = _ours(convert_tensors(_tv_state(0.35), "torchvision", width=0.35))
+    small = pytorch_born.state_dict()
+    small["blocks.3.expand.bn.running_var"][:5] = 1e-4
+    pytorch_born.load_state_dict(small)
+    _, warnings = export_tensors(pytorch_born, "keras")  # to eps 1e-3: 1e-4 - 0.00099 < 0
+    assert any(w.startswith("5 BN variances below 0.00099 were clamped") for w in warnings)
+    x = torch.randn(1, 3, 97, 97)  # odd side: both paddings agree, so only eps could differ
+    with torch.no_grad():
+        _close(tv(x), _ours(convert_tensors(tensors, "keras", width=0.35))(x))
 
 
 # --- TF-Slim ------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--shortcut", help="bottleneck | expansion | none (V2)")
     g.add_argument("--block", help="inverted | classic (V2)")
     g.add_argument("--padding", help="symmetric (PyTorch) | tf-same (TensorFlow's stride-2 padding)")
+    g.add_argument("--bn-eps", type=float, help="BatchNorm epsilon (default 1e-5; Keras/Slim weights use 1e-3)")
     g.add_argument("--num-classes", type=int, help="classifier outputs; must match the data (default: the data's)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="digits | cifar10 | cifar100 | imagefolder")
@@ -104,7 +105,8 @@ def _train(args: argparse.Namespace) -> str:
     from mobilenet.train import RECIPES
 
     if args.init:
-        fixed = [k for k in ("arch", "width", "cifar", "activation", "bottleneck", "shortcut", "block", "padding")
+        fixed = [k for k in ("arch", "width", "cifar", "activation", "bottleneck", "shortcut", "block", "padding",
+                                 "bn_eps")
                  if getattr(args, k) is not None]  # fmt: skip
         if fixed:
             raise ValueError(f"--init weights fix the architecture; drop --{fixed[0].replace('_', '-')}")

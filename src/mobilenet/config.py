@@ -46,6 +46,7 @@ class ModelConfig:
     shortcut: str = "bottleneck"
     block: str = "inverted"
     padding: str = "symmetric"
+    bn_eps: float = 1e-5  # BatchNorm's epsilon: PyTorch's 1e-5; Keras and TF-Slim weights were trained with 1e-3
 
     def __post_init__(self) -> None:
         _choice("architecture", self.arch, ARCHS)
@@ -60,6 +61,8 @@ class ModelConfig:
         _choice("shortcut", self.shortcut, SHORTCUTS)
         _choice("block", self.block, BLOCKS)
         _choice("padding", self.padding, PADDINGS)
+        if isinstance(self.bn_eps, bool) or not isinstance(self.bn_eps, (int, float)) or not 0 < self.bn_eps < 1:
+            raise ValueError(f"bn_eps must be a number in (0, 1), got {self.bn_eps!r}")
         if self.arch != "mobilenet_v2":
             for name in ("bottleneck", "shortcut", "block"):
                 value, default = getattr(self, name), getattr(ModelConfig, name)

@@ -84,6 +84,9 @@ class MobileNet(nn.Module):
         self._expansion_skips = [b.expansion_skip for b in spec.blocks]
         self._uses_expansion_skips = any(self._expansion_skips)
         _init_weights(self)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = config.bn_eps
 
     def freeze_backbone(self) -> None:
         """Train the classifier only: every other parameter stops learning and every BN keeps its

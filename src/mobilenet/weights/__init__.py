@@ -55,7 +55,7 @@ def load_pretrained(path: str | Path, num_classes: int | None = None, **changes:
     from mobilenet.models import build_model
 
     state, config, metadata = read_weights(path)
-    graph = {"arch", "width", "padding", "cifar", "activation", "bottleneck", "shortcut", "block"}
+    graph = {"arch", "width", "padding", "bn_eps", "cifar", "activation", "bottleneck", "shortcut", "block"}
     clash = sorted(k for k, v in changes.items() if k in graph and v != getattr(config, k))
     if clash:
         raise ValueError(f"{path} holds {clash[0]}={getattr(config, clash[0])!r}, not {changes[clash[0]]!r}")

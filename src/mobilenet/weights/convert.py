@@ -4,8 +4,9 @@ Strict by construction: each tensor of our model is looked up under the peer's n
 table, transposed from the peer's layout, and shape-checked; anything the peer file holds beyond that is
 an error naming it, except counters and optimizer state, which are listed in the result (`ignored`).
 
-BatchNorm epsilon: Keras and TF-Slim normalise with var + 1e-3, we (like PyTorch) with var + 1e-5.
-Adding the difference to the running variance gives identical inference outputs with our BN.
+BatchNorm epsilon: Keras and TF-Slim normalise with var + 1e-3, PyTorch with var + 1e-5. Converted
+models keep the source's epsilon (`ModelConfig.bn_eps`), so inference and fine-tuning match it exactly.
+Exporting to a peer with another epsilon moves the difference into the running variance.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from mobilenet.config import ModelConfig
 from mobilenet.specs import network_spec
 from mobilenet.weights.layouts import CONVENTIONS, tensor_table
 
-OUR_BN_EPS = 1e-5  # nn.BatchNorm2d's default, which our models use
 # Entries that are not weights: BN step counters, TF's global step and optimizer slots.
 _NOT_WEIGHTS = re.compile(r"(num_batches_tracked|global_step|/RMSProp(_1)?|/Momentum|/Adam(_1)?)$")
 _EMA = "/ExponentialMovingAverage"
@@ -116,7 +116,7 @@ def convert_tensors(
     num_classes = int(np.shape(named[bias_key])[0])
     drop = source == "slim" and num_classes == 1001 and background == "drop"
     assert conv is not None  # tensor_table checked the source
-    config = ModelConfig(arch, width, num_classes - int(drop), padding=padding or conv.padding)
+    config = ModelConfig(arch, width, num_classes - int(drop), padding=padding or conv.padding, bn_eps=conv.bn_eps)
     expected = build_model(config).state_dict()
     state: dict[str, Tensor] = {}
     for entry in table:
@@ -126,8 +126,6 @@ def convert_tensors(
         value = _from_layout(_as_tensor(named.pop(entry.theirs)).float(), entry.kind, leaf, source)
         if drop and entry.ours.startswith("classifier."):
             value = value[1:]
-        if leaf == "running_var":
-            value = value + (conv.bn_eps - OUR_BN_EPS)
         want = tuple(expected[entry.ours].shape)
         if tuple(value.shape) != want:
             raise ValueError(
@@ -149,7 +147,7 @@ def convert_tensors(
         "model_config": json.dumps(dataclasses.asdict(config)),
         "source": source,
         "source_tensor_layout": conv.tensor_layout,
-        "bn_eps": f"source {conv.bn_eps:g}, ours {OUR_BN_EPS:g}; running_var += {conv.bn_eps - OUR_BN_EPS:g}",
+        "bn_eps": f"{conv.bn_eps:g}, the source's (kept in the model config)",
         "padding": config.padding,
         "mean": json.dumps(conv.mean),
         "std": json.dumps(conv.std),
@@ -174,17 +172,18 @@ def export_tensors(model: torch.nn.Module, target: str) -> tuple[dict[str, Tenso
     for entry in table:
         leaf = entry.ours.rsplit(".", 1)[1]
         value = ours[entry.ours].detach().cpu().float()
-        if leaf == "running_var":
-            value = value - (conv.bn_eps - OUR_BN_EPS)
+        if leaf == "running_var" and conv.bn_eps != config.bn_eps:  # same normalisation under their epsilon
+            value = value - (conv.bn_eps - config.bn_eps)
             clamped += int((value < 0).sum())
             value = value.clamp(min=0)
         out[entry.theirs] = _to_layout(value, entry.kind, leaf, target).contiguous()
         if target in ("torchvision", "timm") and leaf == "running_var":
             out[entry.theirs.replace("running_var", "num_batches_tracked")] = torch.tensor(0)
     if clamped:
-        warnings.append(
-            f"{clamped} BN variances below {conv.bn_eps - OUR_BN_EPS:g} were clamped to 0 for eps {conv.bn_eps:g}"
-        )
+        warnings.append(f"{clamped} BN variances below {conv.bn_eps - config.bn_eps:g} were clamped to 0 for "
+                        f"{target}'s eps {conv.bn_eps:g}: those channels will differ there")  # fmt: skip
+    if conv.bn_eps != config.bn_eps:
+        warnings.append(f"BN eps {config.bn_eps:g} here, {conv.bn_eps:g} in {target}: the variances were shifted")
     if config.padding != conv.padding:
         warnings.append(f"this model pads {config.padding}, {target} pads {conv.padding}: strided layers see shifted "
                         "windows there, so outputs will differ slightly")  # fmt: skip
