@@ -105,6 +105,10 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch:
     stamp = (resumed.run_dir / "last.pt").stat().st_mtime_ns
     again = run_variant(variant, QUICK, seed=3, out=tmp_path / "cut")  # finished: read, not retrained
     assert (again.run_dir / "last.pt").stat().st_mtime_ns == stamp and again.history == resumed.history
+    renamed = again.run_dir.with_name("tiny-s3-0000beef")  # keyed by an older version of the configs
+    again.run_dir.rename(renamed)
+    found = run_variant(variant, QUICK, seed=3, out=tmp_path / "cut")
+    assert found.run_dir == renamed and (renamed / "last.pt").stat().st_mtime_ns == stamp
     longer = run_variant(variant, dataclasses.replace(QUICK, epochs=3), seed=3, out=tmp_path / "cut")
     assert longer.run_dir != resumed.run_dir and len(longer.history) == 3  # a new recipe, a new run
 

@@ -95,6 +95,8 @@ def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path) -> R
 
     cfg = dataclasses.replace(train, seed=seed)
     run_dir = out / "runs" / f"{variant.name}-s{seed}-{run_key(variant, train)}"
+    if not run_dir.exists():
+        run_dir = _same_configs(out, variant, cfg) or run_dir
     last = run_dir / "last.pt"
     if last.is_file():
         ckpt = load_checkpoint(last)
@@ -109,6 +111,22 @@ def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path) -> R
         log.info("training %s seed %d", variant.name, seed)
         fit(variant.model, variant.data, cfg, out=str(run_dir))
     return RunResult(variant, seed, list(load_checkpoint(last)["history"]), run_dir)
+
+
+def _same_configs(out: Path, variant: Variant, cfg: TrainConfig) -> Path | None:
+    """A run of this variant and seed whose saved configs equal the requested ones, though its key differs
+    (it was keyed before a config field was added: loading fills the new field with its default)."""
+    for run_dir in sorted((out / "runs").glob(f"{variant.name}-s{cfg.seed}-*")):
+        try:
+            ckpt = load_checkpoint(run_dir / "last.pt")
+            model = ModelConfig(**{**ckpt["model_config"], "num_classes": variant.model.num_classes})
+            same = (model, DataConfig(**ckpt["data_config"]), TrainConfig(**ckpt["train_config"])) == (
+                variant.model, variant.data, cfg)  # fmt: skip
+        except (ValueError, TypeError):  # unreadable, or saved by a version with other fields
+            continue
+        if same:
+            return run_dir
+    return None
 
 
 def run_all(variants: Sequence[Variant], train: TrainConfig, seeds: Sequence[int], out: Path) -> list[RunResult]:
