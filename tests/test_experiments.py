@@ -74,10 +74,11 @@ def _summary(name: str, accs: tuple[float, ...]) -> Summary:
 def test_ordering_verdict_separates_clear_wins_noise_and_reversals() -> None:
     a, b = _summary("a", (0.90, 0.91, 0.92)), _summary("b", (0.80, 0.81, 0.82))
     close = _summary("c", (0.89, 0.92, 0.90))
-    assert ordering_verdict([a, b])[0] == "reproduced"
+    assert ordering_verdict([a, b]) == ("reproduced", "a > b: +10.00 points (SE 0.82)")
     assert ordering_verdict([a, close])[0] == "same order, within noise"
+    assert ordering_verdict([close, a, b])[0] == "reversed within noise"  # c < a, but within noise
     verdict, why = ordering_verdict([b, a])
-    assert verdict == "not reproduced" and "a (91.00 +- 1.00%) is not below b" in why
+    assert verdict == "not reproduced" and why == "b <= a: -10.00 points (SE 0.82)"
     assert ordering_verdict([_summary("x", (0.9,)), _summary("y", (0.8,))])[0] == "same order, within noise"
 
 

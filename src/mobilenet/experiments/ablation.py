@@ -59,7 +59,7 @@ GROUPS: dict[str, Group] = {
         False,
     ),
     "block": Group(
-        "(d) inverted vs classic residual block at equal multiply-adds (V2 Fig. 3)",
+        "(d) inverted vs classic block, equal cost (V2 Fig. 3)",
         ((BASELINE, {}), ("classic-block", {"block": "classic"})),
         "inverted residual >= classic residual at equal cost (and needs far less memory)",
         True,

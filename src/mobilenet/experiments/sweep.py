@@ -186,18 +186,27 @@ def summarise(results: Sequence[RunResult]) -> dict[str, Summary]:
 
 
 def ordering_verdict(ordered: Sequence[Summary], z: float = 2.0) -> tuple[str, str]:
-    """Is mean accuracy ordered as listed (best first)? ("reproduced" | "within noise" | "not reproduced", why).
+    """Is mean accuracy ordered as listed (best first)? Returns (verdict, every step with its gap and noise).
 
-    A step counts as a clear win when its gap exceeds `z` standard errors of the difference of means.
+    A gap counts as clear when it exceeds `z` standard errors of the difference of means. Verdicts:
+    "reproduced" (every step clear), "same order, within noise", "reversed within noise" (some step goes
+    the other way, but not clearly), "not reproduced" (some step clearly goes the other way).
     """
-    steps = []
-    clear = True
+    steps, clear, reversed_, clearly_reversed = [], True, False, False
     for a, b in itertools.pairwise(ordered):
         gap = a.mean - b.mean
         noise = math.hypot(a.sem, b.sem)
+        is_clear = noise > 0 and abs(gap) > z * noise
+        clear = clear and is_clear and gap > 0
         if gap <= 0:
-            return "not reproduced", f"{b.variant.name} ({b.cell()}%) is not below {a.variant.name} ({a.cell()}%)"
-        clear = clear and noise > 0 and gap > z * noise
-        steps.append(f"{a.variant.name} > {b.variant.name} by {100 * gap:.2f} points (SE {100 * noise:.2f})")
-    verdict = "reproduced" if clear else "same order, within noise"
+            reversed_ = True
+            clearly_reversed = clearly_reversed or is_clear
+        relation = ">" if gap > 0 else "<=" if gap < 0 else "="
+        steps.append(f"{a.variant.name} {relation} {b.variant.name}: {100 * gap:+.2f} points (SE {100 * noise:.2f})")
+    if clearly_reversed:
+        verdict = "not reproduced"
+    elif reversed_:
+        verdict = "reversed within noise"
+    else:
+        verdict = "reproduced" if clear else "same order, within noise"
     return verdict, "; ".join(steps)
