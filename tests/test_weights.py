@@ -367,3 +367,22 @@ def test_cli_convert_finetune_predict_export(tmp_path: Path, capsys: pytest.Capt
     assert "missing tensor" in capsys.readouterr().err
     assert main(["convert", str(weights), "--to", "keras", "-o", str(tmp_path / "k.pth")]) == 2
     assert "keras weights are written as .h5" in capsys.readouterr().err
+
+
+def test_timm_hub_safetensors_file_and_class_names(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from mobilenet.weights import class_names
+
+    timm = import_peer("timm")
+    theirs = timm.create_model("mobilenetv1_100", pretrained=False).eval()
+    save_file(theirs.state_dict(), tmp_path / "model.safetensors")  # how the Hub ships timm weights
+    converted = convert_file(tmp_path / "model.safetensors", "timm", arch="mobilenet_v1")
+    assert converted.config.arch == "mobilenet_v1" and converted.metadata["classes"] == "imagenet"
+    names = class_names(converted.metadata, 1000)
+    assert len(names) == 1000 and names[0] == "tench" and names[-1] == "toilet tissue"
+    with_background = class_names({"classes": "imagenet+background"}, 1001)
+    assert with_background[:2] == ["background", "tench"] and len(with_background) == 1001
+    assert class_names({}, 3) == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="missing tensor 'classifier.1.bias' .*is this a torchvision mobilenet_v2"):
+        convert_file(tmp_path / "model.safetensors", "torchvision", arch="mobilenet_v2")
