@@ -319,11 +319,35 @@ def test_bad_files_are_refused_without_running_code(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         read_tensors(tmp_path / "missing.pth")
     (tmp_path / "model.ckpt.index").write_bytes(b"")
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        with pytest.raises(ValueError, match="is a TensorFlow checkpoint: reading it needs tensorflow"):
-            read_tensors(tmp_path / "model.ckpt")
+    with pytest.raises(ValueError, match="model.ckpt.index is not a readable TensorFlow checkpoint index"):
+        read_tensors(tmp_path / "model.ckpt")
+
+
+FIXTURE = Path(__file__).parent / "data" / "tf_checkpoint"
+
+
+def test_tf_checkpoint_written_by_tensorflow_reads_without_it(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(FIXTURE.parent))
+    from make_tf_checkpoint import expected_tensors
+
+    got = read_tensors(FIXTURE / "model.ckpt")  # the prefix, as TF names it; "model.ckpt.index" works too
+    want = expected_tensors()
+    assert sorted(got) == sorted(want)
+    for name, value in want.items():
+        assert got[name].dtype == value.dtype and got[name].shape == value.shape, name
+        assert np.array_equal(got[name], value), name
+    assert sorted(read_tensors(FIXTURE / "model.ckpt.index")) == sorted(want)
+    for part in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+        (tmp_path / part).write_bytes((FIXTURE / part).read_bytes())
+    data = tmp_path / "model.ckpt.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="does not fit its data file"):
+        read_tensors(tmp_path / "model.ckpt")
+    data.unlink()
+    with pytest.raises(ValueError, match="data file model.ckpt.data-00000-of-00001 is missing"):
+        read_tensors(tmp_path / "model.ckpt")
 
 
 # --- command line: convert, fine-tune, predict, export back -------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -515,7 +516,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mobilenet {args.command}: error: {err}", file=sys.stderr)
         return 2
     if output:
-        print(output)
+        try:
+            print(output)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `mobilenet ... | head`: the reader left; say nothing more
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit flush from failing again
     return 0
 
 

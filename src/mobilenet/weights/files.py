@@ -1,7 +1,7 @@
 """Reading peers' weight files and writing ours, with no pickle execution anywhere.
 
 Read: PyTorch state dicts (.pt/.pth/.bin, `weights_only=True`), safetensors, Keras Applications' .h5
-files (h5py), TF-Slim checkpoints (through TensorFlow, when installed) or their variables saved as .npz.
+files (h5py), TF-Slim checkpoints (our own reader of TF's format: no TensorFlow) or variables in .npz.
 Write: our converted weights as safetensors with their conventions in the metadata; exports as .pth,
 .safetensors, Keras .h5 or .npz.
 """
@@ -93,16 +93,9 @@ def _read_keras_h5(path: Path) -> dict[str, Any]:
 
 
 def _read_tf_checkpoint(prefix: Path) -> dict[str, Any]:
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise ValueError(
-            f"{prefix} is a TensorFlow checkpoint: reading it needs tensorflow (pip install tensorflow-cpu), or "
-            "save its variables to .npz where TensorFlow is installed (r = tf.train.load_checkpoint(prefix); "
-            "np.savez(out, **{n: r.get_tensor(n) for n in r.get_variable_to_shape_map()}))"
-        ) from None
-    reader = tf.train.load_checkpoint(str(prefix))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    from mobilenet.weights.tf_checkpoint import read_tf_checkpoint
+
+    return dict(read_tf_checkpoint(prefix))
 
 
 def keras_model_tensors(model: Any) -> dict[str, Any]:
