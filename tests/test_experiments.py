@@ -147,7 +147,7 @@ def test_tradeoff_command_writes_table_json_plot(tmp_path: Path, capsys: pytest.
     for row in ("| MobileNetV1 | 0.25 | 16 |", "| MobileNetV1 | 0.25 | 8 |", "| Conv MobileNet | 0.25 | 16 |",
                 "| MobileNetV2 | 0.5 | 16 |"):  # fmt: skip
         assert row in text
-    assert "Depthwise separable vs full conv" in text and "V2 vs V1" in text and "Resolution (V1 Table 7)" in text
+    assert "Full vs depthwise separable conv" in text and "V2 vs V1" in text and "Resolution (V1 Table 7" in text
     data = json.loads((tmp_path / "tradeoff.json").read_text())
     assert len(data) == 7
     assert data["conv-0.25-r16"]["macs"] > data["v1-0.25-r16"]["macs"]

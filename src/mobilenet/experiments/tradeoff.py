@@ -9,14 +9,21 @@ Table 4).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from mobilenet.config import ARCHS, ModelConfig
 from mobilenet.data import DataConfig
-from mobilenet.experiments.sweep import Summary, Variant, experiment_recipe, native_resolution, run_all, summarise
+from mobilenet.experiments.sweep import (
+    Summary,
+    Variant,
+    experiment_recipe,
+    native_resolution,
+    ordering_verdict,
+    run_all,
+    summarise,
+)
 
 SHORT = {"mobilenet_v1": "v1", "mobilenet_v2": "v2", "conv_mobilenet": "conv"}
 LABEL = {"mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2", "conv_mobilenet": "Conv MobileNet"}
@@ -90,12 +97,11 @@ def _res(s: Summary) -> int:
     return native_resolution(s.variant.data)
 
 
-def _monotone(points: list[Summary], key: str) -> str:
-    """Whether accuracy rises with `key` (width or resolution) along `points`, sorted by it."""
-    ordered = sorted(points, key=lambda s: s.variant.model.width if key == "width" else _res(s))
-    cells = " < ".join(f"{s.cell()}" for s in ordered)
-    rising = all(b.mean >= a.mean for a, b in itertools.pairwise(ordered))
-    return f"{'holds' if rising else 'does not hold'} ({cells})"
+def _rising(points: list[Summary], key: str) -> str:
+    """Verdict on "accuracy rises with `key`" (width or resolution): the points ordered largest first."""
+    ordered = sorted(points, key=lambda s: s.variant.model.width if key == "width" else _res(s), reverse=True)
+    verdict, why = ordering_verdict(ordered)
+    return f"**{verdict}** ({why})"
 
 
 def tradeoff_report(summaries: dict[str, Summary], *, dataset: str, epochs: int, seeds: Sequence[int]) -> str:
@@ -117,31 +123,30 @@ def tradeoff_report(summaries: dict[str, Summary], *, dataset: str, epochs: int,
     for arch in ARCHS:
         at_native = [s for (a, _, r), s in by.items() if a == arch and r == native]
         if len(at_native) > 1:
-            lines.append(
-                f"- Width (V1 Table 6), {LABEL[arch]}: accuracy rising with width {_monotone(at_native, 'width')}."
-            )
+            lines.append(f"- Width (V1 Table 6: accuracy falls as the width shrinks), {LABEL[arch]}: "
+                         f"{_rising(at_native, 'width')}.")  # fmt: skip
         widths = {w for (a, w, r) in by if a == arch and r != native}
         for w in sorted(widths):
             sweep = [s for (a, ww, _), s in by.items() if a == arch and ww == w]
-            lines.append(f"- Resolution (V1 Table 7), {LABEL[arch]} {w:g}: accuracy rising with resolution "
-                         f"{_monotone(sweep, 'resolution')}.")  # fmt: skip
+            lines.append(f"- Resolution (V1 Table 7: accuracy falls with the input side), {LABEL[arch]} {w:g}: "
+                         f"{_rising(sweep, 'resolution')}.")  # fmt: skip
     for (arch, w, r), conv in sorted(by.items()):
         sep = by.get(("mobilenet_v1", w, r))
         if arch == "conv_mobilenet" and sep is not None:
-            gap = 100 * (conv.mean - sep.mean)
+            verdict, why = ordering_verdict([conv, sep])
             lines.append(
-                f"- Depthwise separable vs full conv (V1 Table 4: 70.6% vs 71.7% on ImageNet, 8.6x fewer "
-                f"multiply-adds), width {w:g}: {conv.variant.macs / sep.variant.macs:.1f}x fewer multiply-adds, "
-                f"accuracy {sep.cell()}% vs {conv.cell()}% ({'-' if gap >= 0 else '+'}{abs(gap):.2f} points)."
+                f"- Full vs depthwise separable conv (V1 Table 4: full convs 1.1 points more accurate on ImageNet at "
+                f"8.6x the multiply-adds), width {w:g}: {conv.variant.macs / sep.variant.macs:.1f}x the "
+                f"multiply-adds; full conv more accurate: **{verdict}** ({why})."
             )
     for (arch, w, r), v2 in sorted(by.items()):
         v1 = by.get(("mobilenet_v1", w, r))
         if arch == "mobilenet_v2" and v1 is not None:
-            better = "more" if v2.mean > v1.mean else "not more"
+            verdict, why = ordering_verdict([v2, v1])
             lines.append(
-                f"- V2 vs V1 (V2 Table 4: 72.0% at 300M vs 70.6% at 575M), width {w:g}, side {r}: V2 is {better} "
-                f"accurate ({v2.cell()}% vs {v1.cell()}%) at {v2.variant.macs / v1.variant.macs:.2f}x V1's "
-                "multiply-adds."
+                f"- V2 vs V1 (V2 Table 4: 72.0% at 300M vs 70.6% at 575M multiply-adds), width {w:g}, side {r}: V2 "
+                f"at {v2.variant.macs / v1.variant.macs:.2f}x V1's multiply-adds; V2 more accurate: **{verdict}** "
+                f"({why})."
             )
     return "\n".join(lines)
 
@@ -173,6 +178,8 @@ def plot_tradeoff(summaries: dict[str, Summary], path: Path) -> Path:
             ax.errorbar(x, y, yerr=[100 * s.std for s in pts], fmt=style, color=color, capsize=3,
                         label=f"{LABEL[arch]}, {sweep}s")  # fmt: skip
             for s, xi, yi in zip(pts, x, y, strict=True):
+                if sweep == "resolution" and _res(s) == native:
+                    continue  # the width line already labels this point
                 tag = f"{s.variant.model.width:g}" if sweep == "width" else f"{_res(s)}px"
                 ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
     ax.set_xscale("log")
