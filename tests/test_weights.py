@@ -296,6 +296,7 @@ class _Boom:
         return (exec, ("raise SystemExit('pickle code ran')",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_bad_files_are_refused_without_running_code(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"features.0.0.weight": _Boom()}))
