@@ -89,10 +89,11 @@ def test_timm_in_and_out(name: str, arch: str, width: float) -> None:
 # --- Keras --------------------------------------------------------------------------------------
 
 
-def _keras_model(arch: str, alpha: float, side: int) -> Any:
+def _keras_model(arch: str, alpha: float, side: int, include_top: bool = True) -> Any:
     keras = import_keras()
     make = keras.applications.MobileNet if arch == "mobilenet_v1" else keras.applications.MobileNetV2
-    model = make(weights=None, alpha=alpha, input_shape=(side, side, 3), classifier_activation=None)
+    model = make(weights=None, alpha=alpha, input_shape=(side, side, 3), classifier_activation=None,
+                 include_top=include_top)  # fmt: skip
     rng = np.random.default_rng(0)
     for var in model.weights:  # random but well-scaled: activations stay O(1) through the depth
         shape, name = tuple(var.shape), var.path.split("/")[-1]
@@ -164,6 +165,55 @@ def test_keras_h5_file_in_and_out(arch: str, alpha: float, tmp_path: Path) -> No
     fresh = _keras_model(arch, alpha, 128)
     fresh.load_weights(path)
     _close(_keras_run(fresh, x), _keras_run(km, x))
+
+
+@pytest.mark.parametrize("arch,alpha", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.5)])
+def test_keras3_weights_file_and_keras_archive_in_and_out(arch: str, alpha: float, tmp_path: Path) -> None:
+    km = _keras_model(arch, alpha, 128)
+    km.save_weights(tmp_path / "model.weights.h5")  # Keras 3's own format: layers named by class and order
+    km.save(tmp_path / "model.keras")
+    x = np.random.default_rng(5).standard_normal((1, 128, 128, 3)).astype("float32")
+    for name in ("model.weights.h5", "model.keras"):
+        converted = convert_file(tmp_path / name, "keras", arch=arch, width=alpha)
+        assert "Keras 3" in converted.metadata["keras_format"]
+        ours = _ours(converted)
+        with torch.no_grad():
+            _close(ours(_nchw(x)), _keras_run(km, x))
+    path, warnings = export_file(ours, "keras", tmp_path / "ours.weights.h5")
+    assert warnings == []
+    fresh = _keras_model(arch, alpha, 128)
+    fresh.load_weights(path)
+    _close(_keras_run(fresh, x), _keras_run(km, x))
+    other = "mobilenet_v2" if arch == "mobilenet_v1" else "mobilenet_v1"  # wrong --arch: named, not guessed
+    with pytest.raises(ValueError, match="missing tensor|unexpected tensor|has shape"):
+        convert_file(tmp_path / "model.weights.h5", "keras", arch=other, width=alpha)
+    keras = import_keras()
+    wrapped = keras.Sequential([km, keras.layers.Dense(3)])  # a fine-tuned model around the MobileNet
+    wrapped.save_weights(tmp_path / "wrapped.weights.h5")
+    with pytest.raises(ValueError, match="nested inside another"):
+        convert_file(tmp_path / "wrapped.weights.h5", "keras", arch=arch, width=alpha)
+
+
+@pytest.mark.parametrize("arch,alpha", [("mobilenet_v1", 0.5), ("mobilenet_v2", 0.35)])
+def test_keras_no_top_file_is_a_backbone_for_fine_tuning(arch: str, alpha: float, tmp_path: Path) -> None:
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    km = _keras_model(arch, alpha, 128, include_top=False)  # Keras Applications' *_no_top.h5 files
+    with h5py.File(tmp_path / "no_top.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, km)
+    converted = convert_file(tmp_path / "no_top.h5", "keras", arch=arch, width=alpha)
+    assert "classifier" in converted.metadata and not any(k.startswith("classifier.") for k in converted.state_dict)
+    save_weights(converted, tmp_path / "backbone.safetensors")
+    with pytest.raises(ValueError, match="has no classifier"):
+        load_pretrained(tmp_path / "backbone.safetensors")
+    x = np.random.default_rng(6).standard_normal((1, 128, 128, 3)).astype("float32")
+    for k in (10, 1000):  # any head is new, even one of the placeholder's size
+        model, _ = load_pretrained(tmp_path / "backbone.safetensors", num_classes=k)
+        assert model.classifier.out_features == k
+        with torch.no_grad():
+            features = model.forward_features(_nchw(x)).permute(0, 2, 3, 1)
+        _close(features, _keras_run(km, x), tol=1e-3)  # unpooled maps reach 6: float32 rounding is ~1e-4 of that
 
 
 def test_keras_eps_is_kept_and_moved_into_the_variance_for_pytorch_peers() -> None:
@@ -394,6 +444,28 @@ def test_cli_convert_finetune_predict_export(tmp_path: Path, capsys: pytest.Capt
     assert "keras weights are written as .h5" in capsys.readouterr().err
 
 
+def test_cli_headless_weights_fine_tune_but_do_not_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = {k: v for k, v in _tv_state(0.35).items() if not k.startswith("classifier.")}  # a bare backbone
+    torch.save(state, tmp_path / "backbone.pth")
+    assert main(["convert", str(tmp_path / "backbone.pth"), "--from", "torchvision", "--width", "0.35"]) == 0
+    assert "width 0.35, no classifier" in capsys.readouterr().out
+    weights = tmp_path / "backbone.safetensors"
+    image = Path(__file__).parents[1] / "docs" / "digit-3.png"
+    assert main(["predict", str(image), "--weights", str(weights)]) == 2
+    assert "has no classifier" in capsys.readouterr().err
+    run = tmp_path / "ft"
+    args = ["train", "--init", str(weights), "--freeze-backbone", "--epochs", "1", "--resolution", "32", "--out",
+            str(run), "--precision", "fp32"]  # fmt: skip
+    assert main(args) == 0
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert ckpt["model"]["classifier.weight"].shape == (10, 1280)
+    assert torch.equal(ckpt["model"]["blocks.5.expand.conv.weight"], state["features.6.conv.0.0.weight"])
+    del state["features.3.conv.1.1.running_var"]  # a backbone tensor missing is still an error, head or not
+    torch.save(state, tmp_path / "broken.pth")
+    assert main(["convert", str(tmp_path / "broken.pth"), "--from", "torchvision", "--width", "0.35"]) == 2
+    assert "missing tensor 'features.3.conv.1.1.running_var'" in capsys.readouterr().err
+
+
 def test_timm_hub_safetensors_file_and_class_names(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -409,5 +481,5 @@ def test_timm_hub_safetensors_file_and_class_names(tmp_path: Path) -> None:
     with_background = class_names({"classes": "imagenet+background"}, 1001)
     assert with_background[:2] == ["background", "tench"] and len(with_background) == 1001
     assert class_names({}, 3) == ["0", "1", "2"]
-    with pytest.raises(ValueError, match="missing tensor 'classifier.1.bias' .*is this a torchvision mobilenet_v2"):
+    with pytest.raises(ValueError, match="missing tensor 'features.0.0.weight' .*is this a torchvision mobilenet_v2"):
         convert_file(tmp_path / "model.safetensors", "torchvision", arch="mobilenet_v2")

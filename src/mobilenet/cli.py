@@ -346,7 +346,8 @@ def _convert(args: argparse.Namespace) -> str:
         raise ValueError(f"refusing to overwrite the source file {out}: pass -o")
     weights.save_weights(converted, out)
     c = converted.config
-    lines = [f"wrote {out}: {c.arch} width {c.width:g}, {c.num_classes} classes, "
+    head = "no classifier" if "classifier" in converted.metadata else f"{c.num_classes} classes"
+    lines = [f"wrote {out}: {c.arch} width {c.width:g}, {head}, "
              f"{len(converted.state_dict)} tensors from the {args.source} layout"]  # fmt: skip
     lines += [f"  {k}: {v}" for k, v in converted.metadata.items() if k not in ("format", "model_config")]
     if converted.ignored:
@@ -459,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiments(sub)
 
     p = sub.add_parser("convert", help="pretrained weights from torchvision/timm/Keras/TF-Slim, or back to them")
-    p.add_argument("src", help="weights file (.pth/.pt/.bin, .safetensors, Keras .h5, Slim .npz or TF checkpoint)")
+    p.add_argument("src", help="weights file: .pth/.pt/.bin, .safetensors, Keras .h5/.weights.h5/.keras, Slim "
+                               ".npz or a TF checkpoint")  # fmt: skip
     p.add_argument("--from", dest="source", choices=("torchvision", "timm", "keras", "slim"),
                    help="the layout SRC is in; writes our .safetensors")  # fmt: skip
     p.add_argument("--to", choices=("torchvision", "timm", "keras", "slim"),

@@ -14,9 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mobilenet.weights.convert import Converted, convert_tensors, export_tensors
+from mobilenet.specs import network_spec
+from mobilenet.weights.convert import NO_CLASSIFIER, Converted, convert_tensors, export_tensors
 from mobilenet.weights.files import keras_model_tensors, read_tensors, read_weights, save_weights, write_export
-from mobilenet.weights.layouts import SOURCES
+from mobilenet.weights.layouts import SOURCES, keras3_keys
 
 __all__ = [
     "SOURCES",
@@ -60,23 +61,32 @@ def load_pretrained(path: str | Path, num_classes: int | None = None, **changes:
     if clash:
         raise ValueError(f"{path} holds {clash[0]}={getattr(config, clash[0])!r}, not {changes[clash[0]]!r}")
     config = dataclasses.replace(config, **changes)
-    new_head = num_classes is not None and num_classes != config.num_classes
+    headless = metadata.get("classifier") == NO_CLASSIFIER
+    if headless and num_classes is None:
+        raise ValueError(f"{path} has no classifier (converted from a file without the top): give the number of "
+                         "classes to fine-tune it, e.g. `mobilenet train --init ...`")  # fmt: skip
+    new_head = num_classes is not None and (headless or num_classes != config.num_classes)
     if num_classes is not None and new_head:
         config = dataclasses.replace(config, num_classes=num_classes)
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     model = build_model(config)
     try:
-        model.load_state_dict(state, strict=not new_head)
-    except RuntimeError as err:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes that do not fit
         raise ValueError(f"{path} does not fit {config.arch} width {config.width:g}: {str(err).splitlines()[0]}"
                          ) from None  # fmt: skip
+    missing = [k for k in missing if not (new_head and k.startswith("classifier."))]
+    if missing or unexpected:
+        what = f"lacks {missing[0]!r}" if missing else f"has an unexpected {unexpected[0]!r}"
+        raise ValueError(f"{path} does not fit {config.arch} width {config.width:g}: it {what}")
     return model.eval(), metadata
 
 
 def export_file(model: Any, target: str, path: str | Path) -> tuple[Path, list[str]]:
     """Write our model's weights in `target`'s layout and file type; returns (path, warnings)."""
     tensors, warnings = export_tensors(model, target)
-    return write_export(tensors, target, path), warnings
+    keras3 = keras3_keys(network_spec(model.config)) if target == "keras" else None
+    return write_export(tensors, target, path, keras3), warnings
 
 
 def class_names(metadata: dict[str, str], num_classes: int) -> list[str]:

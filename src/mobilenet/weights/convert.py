@@ -24,11 +24,15 @@ from torch import Tensor
 
 from mobilenet.config import ModelConfig
 from mobilenet.specs import network_spec
-from mobilenet.weights.layouts import CONVENTIONS, tensor_table
+from mobilenet.weights.layouts import CONVENTIONS, keras3_keys, tensor_table
 
 # Entries that are not weights: BN step counters, TF's global step and optimizer slots.
 _NOT_WEIGHTS = re.compile(r"(num_batches_tracked|global_step|/RMSProp(_1)?|/Momentum|/Adam(_1)?)$")
 _EMA = "/ExponentialMovingAverage"
+_KERAS3 = re.compile(r"^layers/[a-z0-9_]+/vars/\d+$")
+
+
+NO_CLASSIFIER = "none: the source has no top; load it with a num_classes to fine-tune"
 
 
 @dataclass
@@ -61,6 +65,20 @@ def _normalise_keys(tensors: Mapping[str, Any], source: str) -> tuple[dict[str, 
     for key in ema:  # TF-Slim evaluates (and publishes) the moving averages of its weights
         out[key.removesuffix(_EMA)] = out.pop(key)
     return out, ignored, bool(ema)
+
+
+def _from_keras3(named: dict[str, Any], spec: Any) -> tuple[dict[str, Any], bool]:
+    """Keras 3 file keys (`layers/conv2d_3/vars/0`) -> Keras Applications names, by class and layer order."""
+    nested = [k for k in named if re.match(r"^layers/.+/layers/.+/vars/\d+$", k)]
+    if nested:
+        raise ValueError(
+            f"this Keras 3 file holds a model nested inside another ({nested[0]!r}): save the MobileNet "
+            "itself, e.g. `base_model.save_weights('base.weights.h5')`, and convert that"
+        )
+    if not any(_KERAS3.match(k) for k in named):
+        return named, False
+    back = {v: k for k, v in keras3_keys(spec).items()}
+    return {back.get(k, k): v for k, v in named.items()}, True
 
 
 def _from_layout(t: Tensor, kind: str, leaf: str, source: str) -> Tensor:
@@ -110,14 +128,25 @@ def convert_tensors(
     probe = ModelConfig(arch, width)  # validates arch and width before anything else
     named, ignored, used_ema = _normalise_keys(tensors, source)
     table = tensor_table(source, network_spec(probe))
-    bias_key = table[-1].theirs
-    if bias_key not in named:
-        raise ValueError(f"missing tensor {bias_key!r} (the classifier): is this a {source} {arch} file?")
-    num_classes = int(np.shape(named[bias_key])[0])
+    keras3 = False
+    if source == "keras":
+        named, keras3 = _from_keras3(named, network_spec(probe))
+    head = [e.theirs for e in table if e.ours.startswith("classifier.")]
+    headless = not any(k in named for k in head)  # a "no top" file: a feature extractor for fine-tuning
+    if headless:
+        if table[0].theirs not in named:
+            raise ValueError(f"missing tensor {table[0].theirs!r} (the first conv) and no classifier: is this a "
+                             f"{source} {arch} file?")  # fmt: skip
+        table = [e for e in table if e.theirs not in head]
+    elif head[-1] not in named:
+        raise ValueError(f"missing tensor {head[-1]!r} (the classifier): is this a {source} {arch} file?")
+    num_classes = probe.num_classes if headless else int(np.shape(named[head[-1]])[0])
     drop = source == "slim" and num_classes == 1001 and background == "drop"
     assert conv is not None  # tensor_table checked the source
     config = ModelConfig(arch, width, num_classes - int(drop), padding=padding or conv.padding, bn_eps=conv.bn_eps)
     expected = build_model(config).state_dict()
+    if headless:
+        expected = {k: v for k, v in expected.items() if not k.startswith("classifier.")}
     state: dict[str, Tensor] = {}
     for entry in table:
         if entry.theirs not in named:
@@ -142,6 +171,8 @@ def convert_tensors(
     for key, value in expected.items():  # BN step counters: ours start at 0
         state.setdefault(key, torch.zeros_like(value))
     classes = "imagenet+background" if num_classes == 1001 and not drop else "imagenet" if num_classes >= 1000 else ""
+    if headless:
+        classes = ""
     metadata = {
         "format": "mobilenet-weights/1",
         "model_config": json.dumps(dataclasses.asdict(config)),
@@ -155,6 +186,8 @@ def convert_tensors(
         "classes": classes,
         "background_class": ("dropped" if drop else "kept") if num_classes == 1001 else "none",
         "slim_ema": "used the ExponentialMovingAverage values" if used_ema else "",
+        "keras_format": "Keras 3 weights file: layers matched by class and order" if keras3 else "",
+        "classifier": NO_CLASSIFIER if headless else "",
     }
     return Converted(state, config, {k: v for k, v in metadata.items() if v}, ignored)
 

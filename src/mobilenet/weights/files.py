@@ -70,25 +70,42 @@ def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def _read_keras_h5(path: Path) -> dict[str, Any]:
-    """Keras Applications' weight files (the layout `model.save_weights('x.h5')` wrote before Keras 3)."""
+def _h5py() -> Any:
     try:
         import h5py
     except ImportError:
-        raise ValueError("reading Keras .h5 files needs h5py: pip install 'mobilenet[keras]'") from None
+        raise ValueError("reading or writing Keras .h5 files needs h5py: pip install 'mobilenet[keras]'") from None
+    return h5py
+
+
+def _read_keras_h5(path: Path) -> dict[str, Any]:
+    """Keras weights: Keras Applications' files and Keras 2's `save_weights('x.h5')` (tensors by layer
+    name), Keras 3's `save_weights('x.weights.h5')` and `.keras` archives (by class counter: see layouts)."""
+    h5py = _h5py()
+    if path.suffix.lower() == ".keras":
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            if "model.weights.h5" not in archive.namelist():
+                raise ValueError(f"{path} is a zip file without model.weights.h5: not a Keras 3 .keras archive")
+            source: Any = io.BytesIO(archive.read("model.weights.h5"))
+    else:
+        source = path
     out: dict[str, Any] = {}
-    with h5py.File(path, "r") as f:
+    with h5py.File(source, "r") as f:
         root = f.get("model_weights", f)  # a whole-model .h5 keeps its weights there
-        if "layer_names" not in root.attrs:
-            raise ValueError(
-                f"{path} is not a Keras weights file (no layer_names); Keras 3 '.weights.h5' files name layers "
-                "by class, not by name: load them in Keras and convert `keras_model_tensors(model)` instead"
-            )
-        for layer in root.attrs["layer_names"]:
-            group = root[layer.decode() if isinstance(layer, bytes) else layer]
-            for name in group.attrs.get("weight_names", []):
-                name = name.decode() if isinstance(name, bytes) else name
-                out[name] = np.array(group[name])
+        if "layer_names" in root.attrs:
+            for layer in root.attrs["layer_names"]:
+                group = root[layer.decode() if isinstance(layer, bytes) else layer]
+                for name in group.attrs.get("weight_names", []):
+                    name = name.decode() if isinstance(name, bytes) else name
+                    out[name] = np.array(group[name])
+        elif "layers" in f:  # Keras 3: layers/<class>_<k>/vars/<i>
+            f.visititems(lambda name, item: out.__setitem__(name, np.array(item)) if isinstance(item, h5py.Dataset)
+                         else None)  # fmt: skip
+        else:
+            raise ValueError(f"{path} is an HDF5 file but not Keras weights (no layer_names, no layers group)")
     return out
 
 
@@ -149,8 +166,11 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, dict
     return state, config, metadata
 
 
-def write_export(tensors: dict[str, Tensor], target: str, path: str | Path) -> Path:
-    """Exported tensors in the file type `target`'s users load: .pth/.safetensors, Keras .h5, or .npz."""
+def write_export(
+    tensors: dict[str, Tensor], target: str, path: str | Path, keras3: dict[str, str] | None = None
+) -> Path:
+    """Exported tensors in the file type `target`'s users load: .pth/.safetensors, Keras .h5 (Keras 2 and
+    Keras Applications' layout) or .weights.h5 (Keras 3's; `keras3` maps names to its keys), or .npz."""
     path = Path(path)
     suffix = path.suffix.lower()
     if target in ("torchvision", "timm") and suffix in (".pt", ".pth"):
@@ -159,21 +179,33 @@ def write_export(tensors: dict[str, Tensor], target: str, path: str | Path) -> P
         from safetensors.torch import save_file
 
         _atomic(path, lambda tmp: save_file(tensors, tmp))
+    elif target == "keras" and path.name.lower().endswith(".weights.h5"):
+        if keras3 is None:
+            raise ValueError("a Keras 3 .weights.h5 file needs the layer order: use export_file")
+        _atomic(path, lambda tmp: _write_keras3_h5({keras3[k]: v for k, v in tensors.items()}, tmp))
     elif target == "keras" and suffix == ".h5":
         _atomic(path, lambda tmp: _write_keras_h5(tensors, tmp))
     elif target == "slim" and suffix == ".npz":
         arrays: dict[str, Any] = {k: v.numpy() for k, v in tensors.items()}
         _atomic(path, lambda tmp: np.savez(tmp, **arrays))
     else:
-        wanted = {"torchvision": ".pth or .safetensors", "timm": ".pth or .safetensors", "keras": ".h5",
+        wanted = {"torchvision": ".pth or .safetensors", "timm": ".pth or .safetensors", "keras": ".h5 or .weights.h5",
                   "slim": ".npz"}.get(target, "?")  # fmt: skip
         raise ValueError(f"{target} weights are written as {wanted}, got {path.name!r}")
     return path
 
 
+def _write_keras3_h5(tensors: dict[str, Tensor], path: str) -> None:
+    """Keras 3's `.weights.h5`: `layers/<class>_<k>/vars/<i>`, read by `model.load_weights`."""
+    with _h5py().File(path, "w") as f:
+        f.create_group("vars")  # the model's own variables: none
+        for key, value in tensors.items():
+            f.create_dataset(key, data=value.numpy())
+
+
 def _write_keras_h5(tensors: dict[str, Tensor], path: str) -> None:
     """The layout Keras' `load_weights(..., by_name=...)` and Keras Applications' files use."""
-    import h5py
+    h5py = _h5py()
 
     layers: dict[str, list[str]] = {}
     for name in tensors:

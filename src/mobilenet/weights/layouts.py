@@ -174,6 +174,28 @@ LEAVES = {"torchvision": _TORCH, "timm": _TORCH, "keras": _KERAS, "slim": _SLIM}
 SEPARATOR = {"torchvision": ".", "timm": ".", "keras": "/", "slim": "/"}
 
 
+# Keras 3's own files (`model.save_weights("x.weights.h5")`, `.keras` archives) name each layer by its
+# class and a counter in the model's layer order (`layers/conv2d_3/vars/0`), not by its name. Keras
+# Applications build their layers in the forward order of our rows, so the k-th row of a class is that
+# class's k-th layer; its variables are numbered in Keras' order (kernel, bias; gamma, beta, mean, var).
+KERAS3_CLASS = {"conv": "conv2d", "depthwise": "depthwise_conv2d", "bn": "batch_normalization", "linear": "dense",
+                "linear_conv": "conv2d"}  # fmt: skip
+
+
+def keras3_keys(spec: NetworkSpec) -> dict[str, str]:
+    """Keras 2 / Keras Applications tensor name (`Conv1/kernel`) -> Keras 3 file key (`layers/conv2d/vars/0`)."""
+    check_layout("keras", spec.config)
+    seen: dict[str, int] = {}
+    keys = {}
+    for row in keras_rows(spec):
+        cls = KERAS3_CLASS[row.kind]
+        k = seen[cls] = seen.get(cls, -1) + 1
+        layer = f"layers/{cls}" + (f"_{k}" if k else "")
+        for i, leaf in enumerate(_KERAS[row.kind].values()):
+            keys[f"{row.theirs}/{leaf}"] = f"{layer}/vars/{i}"
+    return keys
+
+
 class Tensor(NamedTuple):
     ours: str  # full key in our state dict
     theirs: str  # full key in the peer's
