@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from mobilenet.config import ModelConfig
-from mobilenet.specs import network_spec
+from mobilenet.specs import NetworkSpec, network_spec
 from mobilenet.weights.layouts import CONVENTIONS, keras3_keys, tensor_table
 
 # Entries that are not weights: BN step counters, TF's global step and optimizer slots.
@@ -67,7 +67,7 @@ def _normalise_keys(tensors: Mapping[str, Any], source: str) -> tuple[dict[str, 
     return out, ignored, bool(ema)
 
 
-def _from_keras3(named: dict[str, Any], spec: Any) -> tuple[dict[str, Any], bool]:
+def _from_keras3(named: dict[str, Any], spec: NetworkSpec) -> tuple[dict[str, Any], bool]:
     """Keras 3 file keys (`layers/conv2d_3/vars/0`) -> Keras Applications names, by class and layer order."""
     nested = [k for k in named if re.match(r"^layers/.+/layers/.+/vars/\d+$", k)]
     if nested:
@@ -127,10 +127,11 @@ def convert_tensors(
     conv = CONVENTIONS.get(source)
     probe = ModelConfig(arch, width)  # validates arch and width before anything else
     named, ignored, used_ema = _normalise_keys(tensors, source)
-    table = tensor_table(source, network_spec(probe))
+    spec = network_spec(probe)
+    table = tensor_table(source, spec)
     keras3 = False
     if source == "keras":
-        named, keras3 = _from_keras3(named, network_spec(probe))
+        named, keras3 = _from_keras3(named, spec)
     head = [e.theirs for e in table if e.ours.startswith("classifier.")]
     headless = not any(k in named for k in head)  # a "no top" file: a feature extractor for fine-tuning
     if headless:

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from mobilenet.config import ModelConfig, replace_from_dict
 from mobilenet.weights.convert import Converted
+from mobilenet.weights.tf_checkpoint import read_tf_checkpoint
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
@@ -35,7 +36,7 @@ def read_tensors(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     tf_prefix = Path(str(path).removesuffix(".index"))
     if Path(f"{tf_prefix}.index").is_file():
-        return _read_tf_checkpoint(tf_prefix)
+        return read_tf_checkpoint(tf_prefix)
     if not path.is_file():
         raise ValueError(f"weights file {path} does not exist")
     suffix = path.suffix.lower()
@@ -107,12 +108,6 @@ def _read_keras_h5(path: Path) -> dict[str, Any]:
         else:
             raise ValueError(f"{path} is an HDF5 file but not Keras weights (no layer_names, no layers group)")
     return out
-
-
-def _read_tf_checkpoint(prefix: Path) -> dict[str, Any]:
-    from mobilenet.weights.tf_checkpoint import read_tf_checkpoint
-
-    return dict(read_tf_checkpoint(prefix))
 
 
 def keras_model_tensors(model: Any) -> dict[str, Any]:
