@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from mobilenet.measure import peak_allocated, time_fn
+from mobilenet.deploy.measure import peak_allocated, time_fn
+from mobilenet.deploy.split import SplitInference
 from mobilenet.memory import max_splits, peak_bytes, split_memory
 from mobilenet.models import mobilenet_v2
 from mobilenet.peers import import_peer
 from mobilenet.report import columns
-from mobilenet.split import SplitInference
 
 
 def main() -> None:

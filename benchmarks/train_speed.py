@@ -77,8 +77,8 @@ def main() -> None:
     if args.main_job:
         import tempfile
 
-        from mobilenet.fit import fit
-        from mobilenet.train import RECIPES
+        from mobilenet.config import RECIPES
+        from mobilenet.train.fit import fit
 
         recipe = RECIPES["digits"]
         start = time.perf_counter()

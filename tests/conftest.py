@@ -3,6 +3,7 @@ with CUDA-only torchvision wheels; a test that needs a missing peer is skipped."
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -40,3 +41,14 @@ def import_keras() -> ModuleType:
     if keras.backend.backend() != "torch":
         pytest.skip(f"keras runs on {keras.backend.backend()}, these tests compare on torch")
     return keras
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's main job (`mobilenet train`), run once per session and shared by every test module
+    that needs a trained checkpoint. Tests may add files to the run directory but never change its own."""
+    from mobilenet.cli import main
+
+    out = tmp_path_factory.mktemp("main-job") / "digits"
+    assert main(["train", "--out", str(out)]) == 0
+    return out

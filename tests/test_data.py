@@ -14,9 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mobilenet import cifar
-from mobilenet import transforms as T
-from mobilenet.data import DataConfig, load_digits_splits, load_splits
+from mobilenet.config import DataConfig
+from mobilenet.data import cifar
+from mobilenet.data import transforms as T
+from mobilenet.data.splits import load_digits_splits, load_splits
 
 # --- digits ---------------------------------------------------------------------------------------------
 

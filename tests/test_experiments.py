@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import mobilenet.fit
+import mobilenet.train.fit
 from mobilenet.cli import main
-from mobilenet.config import ARCHS, ModelConfig
+from mobilenet.config import ARCHS, DataConfig, ModelConfig, TrainConfig
 from mobilenet.costs import model_costs, totals
-from mobilenet.data import DataConfig
 from mobilenet.experiments.ablation import GROUPS, ablation_variants, equal_cost_width
 from mobilenet.experiments.sweep import Summary, Variant, ordering_verdict, run_variant
 from mobilenet.experiments.tradeoff import tradeoff_variants
-from mobilenet.train import TrainConfig
 
 BASE = ModelConfig(width=0.5, num_classes=10, cifar=True)
 DIGITS = DataConfig("digits")
@@ -87,17 +85,17 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch:
     fresh = run_variant(variant, QUICK, seed=3, out=tmp_path / "fresh")
     assert [r["epoch"] for r in fresh.history] == [1, 2]
 
-    real = mobilenet.fit.train_one_epoch
+    real = mobilenet.train.fit.train_one_epoch
 
     def dies_in_epoch_two(*args: object, **kwargs: object) -> dict[str, float]:  # fmt: skip
         if args[4] == 1:
             raise KeyboardInterrupt
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(mobilenet.fit, "train_one_epoch", dies_in_epoch_two)
+    monkeypatch.setattr(mobilenet.train.fit, "train_one_epoch", dies_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         run_variant(variant, QUICK, seed=3, out=tmp_path / "cut")
-    monkeypatch.setattr(mobilenet.fit, "train_one_epoch", real)
+    monkeypatch.setattr(mobilenet.train.fit, "train_one_epoch", real)
     resumed = run_variant(variant, QUICK, seed=3, out=tmp_path / "cut")
     assert resumed.run_dir.name == fresh.run_dir.name  # same configs, same cache key
     for a, b in zip(resumed.history, fresh.history, strict=True):

@@ -13,12 +13,14 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import import_peer, randomize_bn
+from mobilenet.checkpoint import Checkpoint
 from mobilenet.cli import main
 from mobilenet.config import ModelConfig
 from mobilenet.costs import model_costs, totals
-from mobilenet.data import load_digits_splits
-from mobilenet.inference import load_model, predict
-from mobilenet.measure import peak_allocated
+from mobilenet.data.splits import load_digits_splits
+from mobilenet.deploy.measure import peak_allocated
+from mobilenet.deploy.predict import predict
+from mobilenet.deploy.split import SplitInference
 from mobilenet.memory import (
     groups_of,
     materialised,
@@ -29,7 +31,6 @@ from mobilenet.memory import (
 )
 from mobilenet.models import build_model, mobilenet_v2
 from mobilenet.published import V2_TABLE3
-from mobilenet.split import SplitInference
 
 V1, V2 = ModelConfig("mobilenet_v1"), ModelConfig("mobilenet_v2")
 
@@ -200,39 +201,33 @@ def test_memory_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert "needs inverted residual blocks" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def v2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "v2"
-    assert main(["train", "--width", "0.35", "--epochs", "1", "--out", str(out)]) == 0
-    return out
-
-
 def test_predict_split_on_a_trained_checkpoint(
-    v2_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train, _ = load_digits_splits()
     paths = []
     for i in range(4):
         paths.append(tmp_path / f"d{i}.png")
         Image.fromarray(train.images[i, 0].numpy()).save(paths[-1])
-    plain = predict(v2_run, paths, top_k=10)
+    plain = predict(digits_run, paths, top_k=10)
     for t in (2, 7):
-        split = predict(v2_run, paths, top_k=10, splits=t)
+        split = predict(digits_run, paths, top_k=10, splits=t)
         for a, b in zip(plain, split, strict=True):  # compare label -> probability: ties may swap order
             probs = dict(zip(b.labels, b.probabilities, strict=True))
             assert [probs[label] for label in a.labels] == pytest.approx(a.probabilities, abs=1e-5)
     capsys.readouterr()
-    assert main(["predict", str(paths[0]), "--checkpoint", str(v2_run), "--split", "3", "--json"]) == 0
+    assert main(["predict", str(paths[0]), "--checkpoint", str(digits_run), "--split", "3", "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)[0]["labels"]) <= set(plain[0].labels)
-    model, _ = load_model(v2_run)
-    assert model.config.cifar  # the digits recipe trains the CIFAR variant (stride-1 stem)
+    assert (
+        Checkpoint.load(digits_run).build_model().config.cifar
+    )  # the digits recipe trains the CIFAR variant (stride-1 stem)
 
 
-def test_bench_cli_split(v2_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_cli_split(digits_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "bench",
         "--checkpoint",
-        str(v2_run),
+        str(digits_run),
         "--batch",
         "1",
         "2",

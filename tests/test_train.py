@@ -15,13 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from mobilenet.checkpoint import load_checkpoint, new_run_dir, save_atomic
+from mobilenet.checkpoint import Checkpoint
 from mobilenet.cli import main
-from mobilenet.config import ModelConfig
-from mobilenet.data import DataConfig, load_digits_splits
-from mobilenet.fit import fit
-from mobilenet.inference import evaluate_checkpoint, load_model, predict
-from mobilenet.train import RECIPES, TrainConfig, lr_factor
+from mobilenet.config import RECIPES, DataConfig, ModelConfig, TrainConfig
+from mobilenet.data.splits import load_digits_splits
+from mobilenet.deploy.predict import predict
+from mobilenet.files import new_run_dir
+from mobilenet.train.evaluation import evaluate_checkpoint
+from mobilenet.train.fit import fit
+from mobilenet.train.loop import lr_factor
 
 TINY = ["--arch", "mobilenet_v1", "--width", "0.25", "--batch-size", "128", "--lr", "0.2", "--lr-batch", "128"]
 
@@ -60,17 +62,18 @@ def test_fit_with_options_writes_the_run(tmp_path: Path) -> None:
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["num_classes"] == 10 and config["train"]["ema_decay"] == 0.9
-    ckpt = load_checkpoint(out)
-    assert ckpt["epoch"] == 2 and "raw_model" in ckpt and result["best_acc"] == ckpt["best_acc"]
+    ckpt = Checkpoint.load(out)
+    assert ckpt.epoch == 2 and ckpt.training is not None and ckpt.training.raw_model is not None
+    assert result["best_acc"] == ckpt.best_acc and ckpt.run_dir == out
     assert Image.open(out / "curves.png").size[0] > 500
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)["model"]
+    return Checkpoint.load(path).weights
 
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
-    args = ["train", *TINY, "--epochs", "4", "--precision", "fp32"]
+    args = ["train", *TINY, "--epochs", "4", "--precision", "fp32", "--resolution", "16"]
     subprocess.run(_cli(*args, "--out", str(tmp_path / "straight")), check=True, capture_output=True)
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen(
@@ -81,7 +84,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> No
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # mid-way: after the first epoch's checkpoint, long before the last
     assert proc.wait() == -signal.SIGKILL
-    assert load_checkpoint(interrupted)["epoch"] < 4
+    assert Checkpoint.load(interrupted).epoch < 4
     subprocess.run(_cli("train", "--resume", str(interrupted)), check=True, capture_output=True)
     straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(interrupted / "last.pt")
     assert straight.keys() == resumed.keys()
@@ -102,24 +105,25 @@ def test_new_runs_never_overwrite(tmp_path: Path) -> None:
         new_run_dir(str(tmp_path / "file" / "run"), "x")
 
 
-def test_checkpoints_are_atomic_and_loaded_safely(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "last.pt"
-    good = {"model": {"w": torch.ones(2)}, "model_config": {}, "classes": ["a"], "epoch": 1}
-    save_atomic(good, path)
+def test_checkpoints_are_atomic_and_loaded_safely(
+    digits_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = Checkpoint.load(digits_run)
+    path = good.save(tmp_path / "last.pt")
 
     def crash(obj: object, f: object) -> None:
-        f.write(b"partial")  # type: ignore[attr-defined]
+        Path(f).write_bytes(b"partial")  # type: ignore[arg-type]
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        save_atomic({"model": {}}, path)
+        good.save(path)
     monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    assert Checkpoint.load(path).epoch == good.epoch and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
     (tmp_path / "torn.pt").write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="torn.pt is not a readable mobilenet checkpoint"):
-        load_checkpoint(tmp_path / "torn.pt")
+        Checkpoint.load(tmp_path / "torn.pt")
 
     class Exploit:
         def __reduce__(self) -> tuple[object, tuple[str]]:
@@ -127,25 +131,56 @@ def test_checkpoints_are_atomic_and_loaded_safely(tmp_path: Path, monkeypatch: p
 
     torch.save({"model": Exploit()}, tmp_path / "evil.pt")
     with pytest.raises(ValueError, match="evil.pt is not a readable mobilenet checkpoint"):
-        load_checkpoint(tmp_path / "evil.pt")
+        Checkpoint.load(tmp_path / "evil.pt")
     torch.save({"weights": torch.ones(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="other.pt is not a mobilenet checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
+        Checkpoint.load(tmp_path / "other.pt")
+    state = good.to_dict()
+    del state["data_config"]
+    torch.save(state, tmp_path / "damaged.pt")
+    with pytest.raises(ValueError, match="damaged.pt is a damaged or foreign checkpoint"):
+        Checkpoint.load(tmp_path / "damaged.pt")
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "digits"
-    assert main(["train", *TINY, "--epochs", "3", "--out", str(out)]) == 0
-    return out
+def test_checkpoint_round_trips_every_field(digits_run: Path, tmp_path: Path) -> None:
+    ckpt = Checkpoint.load(digits_run / "best.pt")
+    again = Checkpoint.load(ckpt.save(tmp_path / "copy.pt"))
+    assert again.path == tmp_path / "copy.pt" and again.run_dir == tmp_path
+    for name in ("model_config", "data_config", "train_config", "classes", "mean", "std", "resolution", "epoch",
+                 "best_acc", "history"):  # fmt: skip
+        assert getattr(again, name) == getattr(ckpt, name), name
+    assert all(torch.equal(again.weights[k], v) for k, v in ckpt.weights.items())
+    assert again.training is not None and torch.equal(again.training.rng, ckpt.training.rng)  # type: ignore[union-attr]
 
 
-def test_eval_and_predict_from_the_cli(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoints_written_before_the_checkpoint_type_still_load(tmp_path: Path) -> None:
+    """tests/data/old_checkpoint/last.pt was written by version 0.1.0's trainer (a plain dict), with
+    `mobilenet train --arch mobilenet_v1 --width 0.05 --epochs 1 --resolution 16 --ema-decay 0.9`."""
+    old = Path(__file__).parent / "data" / "old_checkpoint" / "last.pt"
+    ckpt = Checkpoint.load(old)
+    assert (ckpt.model_config.arch, ckpt.model_config.width, ckpt.epoch, ckpt.resolution) == (
+        "mobilenet_v1",
+        0.05,
+        1,
+        16,
+    )
+    assert ckpt.train_config.ema_decay == 0.9 and ckpt.training is not None and ckpt.training.raw_model is not None
+    assert ckpt.classes == [str(i) for i in range(10)] and len(ckpt.history) == 1
+    model = ckpt.build_model()
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "last.pt").write_bytes(old.read_bytes())
+    assert main(["train", "--resume", str(run)]) == 0  # resumes, and its epochs are already done
+    assert main(["export", str(run), "-o", str(tmp_path / "old.onnx")]) == 0
+
+
+def test_eval_and_predict_from_the_cli(digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
-    assert main(["eval", str(trained_run / "best.pt"), "--out", str(tmp_path / "eval")]) == 0
+    assert main(["eval", str(digits_run / "best.pt"), "--out", str(tmp_path / "eval")]) == 0
     out = capsys.readouterr().out
     assert "top-1" in out and "rows: true class" in out and (tmp_path / "eval" / "confusion.png").is_file()
-    result, classes, _ = evaluate_checkpoint(trained_run / "best.pt", out_dir=tmp_path / "e2")
+    result, classes, _ = evaluate_checkpoint(digits_run / "best.pt", out_dir=tmp_path / "e2")
     assert int(result.confusion.sum()) == 360 and classes == [str(i) for i in range(10)]
     assert result.top1 == pytest.approx(float(result.per_class.mul(result.confusion.sum(1)).sum()) / 360)
 
@@ -155,30 +190,30 @@ def test_eval_and_predict_from_the_cli(trained_run: Path, tmp_path: Path, capsys
         image = Image.fromarray(train.images[i, 0].numpy()).resize((20 + 9 * i, 24)).convert(mode)
         paths.append(tmp_path / f"digit{i}.png")
         image.save(paths[-1])
-    assert main(["predict", *map(str, paths), "--checkpoint", str(trained_run), "--top-k", "3", "--json"]) == 0
+    assert main(["predict", *map(str, paths), "--checkpoint", str(digits_run), "--top-k", "3", "--json"]) == 0
     predictions = json.loads(capsys.readouterr().out)
     assert len(predictions) == 3 and all(len(p["labels"]) == 3 for p in predictions)
     assert all(sum(p["probabilities"]) <= 1.0 + 1e-6 and p["probabilities"] == sorted(p["probabilities"], reverse=True)
                for p in predictions)  # fmt: skip
-    assert predict(trained_run, paths[:1], top_k=20)[0].labels.__len__() == 10
+    assert predict(digits_run, paths[:1], top_k=20)[0].labels.__len__() == 10
 
 
-def test_bad_checkpoints_and_images_are_clear_errors(trained_run: Path, tmp_path: Path) -> None:
-    ckpt = load_checkpoint(trained_run / "last.pt")
-    ckpt["model_config"]["width"] = 0.5  # weights of a 0.25 model under a 0.5 architecture
-    torch.save(ckpt, tmp_path / "wrong.pt")
-    with pytest.raises(ValueError, match="weights do not fit mobilenet_v1"):
-        load_model(tmp_path / "wrong.pt")
+def test_bad_checkpoints_and_images_are_clear_errors(digits_run: Path, tmp_path: Path) -> None:
+    state = Checkpoint.load(digits_run / "last.pt").to_dict()
+    state["model_config"]["width"] = 1.0  # weights of a 0.5 model under a 1.0 architecture
+    torch.save(state, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="wrong.pt does not match its own model config"):
+        Checkpoint.load(tmp_path / "wrong.pt").build_model()
     (tmp_path / "junk.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(ValueError, match="cannot decode image .*junk.png"):
-        predict(trained_run, [tmp_path / "junk.png"])
+        predict(digits_run, [tmp_path / "junk.png"])
     folder = tmp_path / "three"
     for split in ("train", "val"):
         for name in ("a", "b", "c"):
             (folder / split / name).mkdir(parents=True)
             Image.new("RGB", (8, 8)).save(folder / split / name / "x.png")
-    with pytest.raises(ValueError, match="trained on 10 classes .* but imagefolder has 3"):
-        evaluate_checkpoint(trained_run, DataConfig("imagefolder", str(folder), workers=0))
+    with pytest.raises(ValueError, match="the model has 10 classes but imagefolder has 3"):
+        evaluate_checkpoint(digits_run, DataConfig("imagefolder", str(folder), workers=0))
 
 
 def test_every_config_field_has_a_train_flag() -> None:
@@ -217,8 +252,8 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     assert not list(out.glob(".*.tmp"))  # the second rank wrote nothing
 
 
-@pytest.mark.slow
-def test_main_job_reaches_97_percent(tmp_path: Path) -> None:
+def test_main_job_reaches_97_percent(digits_run: Path) -> None:
     """The README's main job: `mobilenet train` (MobileNetV2 CIFAR variant, width 0.5, digits)."""
-    result = fit(RECIPES["digits"].model, RECIPES["digits"].data, RECIPES["digits"].train, out=str(tmp_path / "r"))
-    assert result["final"]["test_acc"] >= 0.97
+    ckpt = Checkpoint.load(digits_run)
+    assert ckpt.model_config == RECIPES["digits"].model and ckpt.train_config == RECIPES["digits"].train
+    assert ckpt.epoch == RECIPES["digits"].train.epochs and ckpt.history[-1]["test_acc"] >= 0.97

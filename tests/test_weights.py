@@ -433,7 +433,7 @@ def test_cli_convert_finetune_predict_export(tmp_path: Path, capsys: pytest.Capt
     assert torch.equal(back["features.6.conv.0.0.weight"], ckpt["model"]["blocks.5.expand.conv.weight"])
 
     assert main(["train", "--init", str(weights), "--num-classes", "5", "--out", str(tmp_path / "z")]) == 2
-    assert "num_classes is 5, but digits has 10 classes" in capsys.readouterr().err
+    assert "the model has 5 classes but digits has 10" in capsys.readouterr().err
     assert main(["train", "--freeze-backbone", "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
     assert "freeze_backbone needs init" in capsys.readouterr().err
     assert main(["train", "--init", str(weights), "--arch", "mobilenet_v1", "--out", str(tmp_path / "y")]) == 2

@@ -1,70 +1,164 @@
-"""Checkpoints written atomically and loaded without executing pickled code; run directories."""
+"""The one checkpoint type: what a training run writes and every other command reads.
+
+On disk a checkpoint is a plain dict of tensors and builtins written with `torch.save` and read with
+`weights_only=True`, so a hostile file cannot run code. Only this module knows its keys; everything else
+uses `Checkpoint`'s fields (model, configs, classes, normalisation, history, run directory).
+"""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import pickle
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from mobilenet.config import DataConfig, ModelConfig, TrainConfig
+from mobilenet.files import atomic_path, checkpoint_file, run_dir_of
+
+if TYPE_CHECKING:
+    from mobilenet.models import MobileNet
 
 REQUIRED_KEYS = ("model", "model_config", "classes", "epoch")
 
 
-def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same folder, flush to disk, then rename over `path`.
+@dataclass(frozen=True)
+class Expected:
+    """What a command was told the checkpoint holds (e.g. `--arch`); None means "whatever it is"."""
 
-    A crash at any moment leaves either the old file or the new one, never a torn mix.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    arch: str | None = None
+    width: float | None = None
+    num_classes: int | None = None
 
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load with `weights_only=True` (tensors and plain containers only), or raise ValueError naming the file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path} is not a readable mobilenet checkpoint: {first_line}") from None
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
-        raise ValueError(f"{path} is not a mobilenet checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")
-    return ckpt
+    def check(self, config: ModelConfig) -> None:
+        for name in ("arch", "width", "num_classes"):
+            given, actual = getattr(self, name), getattr(config, name)
+            if given is not None and given != actual:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"the checkpoint holds {name}={actual!r} but {flag} asks for {given!r}")
 
 
-def new_run_dir(out: str | None, stem: str, root: str | Path = "runs") -> Path:
-    """`out` if given and absent or empty; else the first free runs/<stem>, <stem>-2, ... Never an existing run."""
-    if out:
-        path = Path(out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+@dataclass(frozen=True)
+class TrainingState:
+    """What resuming needs beyond the weights: optimizer, EMA, RNG and the raw (non-averaged) weights."""
+
+    optimizer: dict[str, Any]
+    rng: torch.Tensor
+    ema: dict[str, Any] | None = None
+    raw_model: dict[str, Any] | None = None  # with EMA, `Checkpoint.weights` holds the average
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    weights: dict[str, torch.Tensor]  # the state dict to deploy (the EMA average when EMA is on)
+    model_config: ModelConfig
+    data_config: DataConfig
+    train_config: TrainConfig
+    classes: list[str]
+    mean: tuple[float, ...]  # the normalisation the model was trained with
+    std: tuple[float, ...]
+    resolution: int  # the side the model was trained at
+    epoch: int  # epochs completed
+    best_acc: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    training: TrainingState | None = None
+    path: Path | None = None  # where it was read from
+
+    @property
+    def run_dir(self) -> Path:
+        if self.path is None:
+            raise ValueError("this checkpoint was not read from a file, so it has no run directory")
+        return run_dir_of(self.path)
+
+    def build_model(self) -> MobileNet:
+        """The network in eval mode with the checkpoint's weights."""
+        from mobilenet.models import build_model
+
+        model = build_model(self.model_config)
+        try:
+            model.load_state_dict(self.weights)
+        except RuntimeError as err:
+            raise ValueError(f"checkpoint {self.path} does not match its own model config: {err}") from None
+        return model.eval()
+
+    def check_classes(self, classes: list[str], source: str) -> None:
+        """Refuse data whose classes are not the ones the model was trained on."""
+        check_class_count(self.model_config.num_classes, len(classes), source)
+        if classes != self.classes:
             raise ValueError(
-                f"run directory {path} already exists and is not empty: pass --resume {path} to continue it, "
-                "or choose another --out"
+                f"the checkpoint was trained on classes {', '.join(self.classes[:5])}, ... "
+                f"but {source} has {', '.join(classes[:5])}, ..."
             )
-    else:
-        path, n = Path(root) / stem, 2
-        while path.exists():
-            path, n = Path(root) / f"{stem}-{n}", n + 1
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"cannot write to run directory {path}: {err.strerror}") from None
-    return path
+
+    def to_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "model": self.weights,
+            "model_config": dataclasses.asdict(self.model_config),
+            "data_config": dataclasses.asdict(self.data_config),
+            "train_config": dataclasses.asdict(self.train_config),
+            "classes": list(self.classes),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "resolution": self.resolution,
+            "epoch": self.epoch,
+            "best_acc": self.best_acc,
+            "history": list(self.history),
+        }
+        if self.training is not None:
+            state |= {"optimizer": self.training.optimizer, "rng": self.training.rng, "ema": self.training.ema}
+            if self.training.raw_model is not None:
+                state["raw_model"] = self.training.raw_model
+        return state
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any], path: Path | None = None) -> Checkpoint:
+        training = None
+        if "optimizer" in state and "rng" in state:
+            training = TrainingState(state["optimizer"], state["rng"], state.get("ema"), state.get("raw_model"))
+        try:
+            return cls(
+                weights=state["model"],
+                model_config=ModelConfig(**state["model_config"]),
+                data_config=DataConfig(**state["data_config"]),
+                train_config=TrainConfig(**state["train_config"]),
+                classes=list(state["classes"]),
+                mean=tuple(state["mean"]),
+                std=tuple(state["std"]),
+                resolution=int(state["resolution"]),
+                epoch=int(state["epoch"]),
+                best_acc=float(state.get("best_acc", 0.0)),
+                history=list(state.get("history", [])),
+                training=training,
+                path=path,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path} is a damaged or foreign checkpoint: {err}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Checkpoint:
+        """Read a `.pt` file or a run directory's `last.pt`; raise ValueError naming the file if it is not one."""
+        path = checkpoint_file(path)
+        if not path.is_file():
+            raise ValueError(f"checkpoint {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{path} is not a readable mobilenet checkpoint: {first_line}") from None
+        if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+            raise ValueError(f"{path} is not a mobilenet checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")
+        return cls.from_dict(state, path)
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a crash leaves the previous file or this one, never a torn mix."""
+        with atomic_path(path) as tmp:
+            torch.save(self.to_dict(), tmp)
+        return Path(path)
+
+
+def check_class_count(expected: int, got: int, source: str) -> None:
+    """The one class-count check: a model's head and the data (or a request) must agree."""
+    if expected != got:
+        raise ValueError(f"the model has {expected} classes but {source} has {got}")

@@ -1,4 +1,8 @@
-"""Small frozen configs shared by the library, the cost model and the CLI. No torch import."""
+"""Every config of the package, small and frozen: model, data, training and the named recipes. No torch import.
+
+The CLI, the cost model, training, deployment and the experiments all read these same dataclasses; a
+config file or command-line flags are applied with `replace_from_dict`, which rejects unknown keys.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,19 @@ BLOCKS: tuple[str, ...] = ("inverted", "classic")  # V2 block shape: narrow-wide
 # (TensorFlow's SAME: the extra pixel goes bottom/right for even inputs: Keras, TF-Slim). Both give
 # ceil(size / stride) outputs; only weights trained with one reproduce their outputs with it.
 PADDINGS: tuple[str, ...] = ("symmetric", "tf-same")
+# The ModelConfig fields that decide the network's graph and so its weights' shapes and meaning. Pretrained
+# weights and a resumed run fix them; dropout and num_classes (a new head) may still change.
+GRAPH_FIELDS: tuple[str, ...] = (
+    "arch",
+    "width",
+    "cifar",
+    "activation",
+    "bottleneck",
+    "shortcut",
+    "block",
+    "padding",
+    "bn_eps",
+)
 
 
 def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -73,6 +90,107 @@ class ModelConfig:
             raise ValueError("shortcut='expansion' is the inverted block's ablation; use block='inverted'")
 
 
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and at what side they are fed; the normalisation is the data's own."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None  # CIFAR: archive or extracted folder (downloaded here if absent); ImageFolder root
+    resolution: int = 0  # 0: the dataset's native side (32 for digits and CIFAR, 224 for ImageFolder)
+    download: bool = True
+    workers: int = 2  # ImageFolder decoding processes
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of: {', '.join(DATASETS)}")
+        if self.resolution < 0 or self.workers < 0:
+            raise ValueError(f"resolution and workers must be >= 0, got {self.resolution}, {self.workers}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation: none of these fields changes the inference graph (TF-Slim's training_scope rule)."""
+
+    epochs: int = 12
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd (Nesterov momentum) | rmsprop (TF-style, the papers')
+    lr: float = 0.1
+    lr_batch: int = 64  # lr is for this batch size; it scales linearly with batch_size
+    momentum: float = 0.9
+    weight_decay: float = 4e-5  # on conv and linear weights, not on BN or biases
+    schedule: str = "cosine"  # cosine | exponential
+    lr_decay: float = 0.98  # per epoch, for the exponential schedule
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.0  # 0 disables the exponential moving average of weights
+    precision: str = "auto"  # auto (bf16 where fast) | fp32 | bf16
+    channels_last: bool = True
+    seed: int = 0
+    device: str = "auto"
+    init: str = ""  # converted pretrained weights (.safetensors) to start from; the classifier is new
+    freeze_backbone: bool = False  # with init: train the classifier only
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "optimizer": self.optimizer in ("sgd", "rmsprop"),
+            "schedule": self.schedule in ("cosine", "exponential"),
+            "precision": self.precision in ("auto", "fp32", "bf16"),
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
+            "warmup_epochs": self.warmup_epochs >= 0,
+            "freeze_backbone": not self.freeze_backbone or bool(self.init),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad == ["freeze_backbone"]:
+            raise ValueError("freeze_backbone needs init: pretrained weights to freeze (--init WEIGHTS)")
+        if bad:
+            raise ValueError(f"invalid {bad[0]}: {getattr(self, bad[0])!r}")
+
+    @property
+    def scaled_lr(self) -> float:
+        return self.lr * self.batch_size / self.lr_batch
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named starting point: "paper" (Sandler et al. 2018, sec. 6.1: RMSProp decay 0.9 momentum 0.9,
+    weight decay 4e-5, lr 0.045 at batch 96 decayed x0.98 per epoch), "cifar" (SGD momentum 0.9, lr 0.1 at
+    batch 128, cosine) and "digits", the quick default on scikit-learn's bundled digits."""
+
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+
+RECIPES: dict[str, Recipe] = {
+    "digits": Recipe(ModelConfig(width=0.5, num_classes=10, cifar=True), DataConfig("digits"), TrainConfig()),
+    "cifar": Recipe(
+        ModelConfig(num_classes=10, cifar=True),
+        DataConfig("cifar10"),
+        TrainConfig(epochs=200, batch_size=128, lr=0.1, lr_batch=128),
+    ),
+    "paper": Recipe(
+        ModelConfig(),
+        DataConfig("imagefolder"),
+        TrainConfig(
+            epochs=300,
+            batch_size=96,
+            optimizer="rmsprop",
+            lr=0.045,
+            lr_batch=96,
+            schedule="exponential",
+            warmup_epochs=0.0,
+        ),
+    ),
+}
+
+
 C = TypeVar("C")
 
 
@@ -99,3 +217,37 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table of keys, got {type(data).__name__}")
     return data
+
+
+def model_graph(config: ModelConfig) -> dict[str, Any]:
+    """The GRAPH_FIELDS of `config`: what two configs must share for one's weights to fit the other."""
+    return {name: getattr(config, name) for name in GRAPH_FIELDS}
+
+
+def resolve_recipe(name: str, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
+    """A recipe with a config file's [model]/[data]/[train] tables applied, then `overrides` (flags).
+
+    Each override goes to the config that has a field of that name; `num_classes` is left to the data.
+    Unknown tables, unknown keys and overrides no config knows are errors.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; expected one of: {', '.join(sorted(RECIPES))}")
+    recipe = RECIPES[name]
+    configs: dict[str, Any] = {"model": recipe.model, "data": recipe.data, "train": recipe.train}
+    if config_file:
+        tables = load_config_file(config_file)
+        unknown = sorted(set(tables) - set(configs))
+        if unknown:
+            raise ValueError(f"unknown config file tables: {', '.join(unknown)} (expected model, data, train)")
+        configs = {key: replace_from_dict(cfg, tables.get(key, {})) for key, cfg in configs.items()}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    placed: set[str] = set()
+    for key, cfg in configs.items():
+        names = {f.name for f in dataclasses.fields(cfg)} - {"num_classes"}
+        given = {k: v for k, v in overrides.items() if k in names}
+        placed |= set(given)
+        configs[key] = replace_from_dict(cfg, given)
+    stray = sorted(set(overrides) - placed)
+    if stray:
+        raise ValueError(f"unknown training options: {', '.join(stray)}")
+    return Recipe(configs["model"], configs["data"], configs["train"])

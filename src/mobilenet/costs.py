@@ -72,29 +72,36 @@ def _block_costs(name: str, block: BlockSpec, size: int, spec: NetworkSpec) -> l
     if block.kind == "conv":
         return [conv_cost(name, block.in_channels, block.out_channels, 3, size, stride=block.stride, activation=act)]
     if block.kind == "separable":
-        dw = conv_cost(f"{name}.depthwise", block.in_channels, block.in_channels, 3, size,
-                       stride=block.stride, groups=block.in_channels, activation=act)  # fmt: skip
-        pw = conv_cost(f"{name}.pointwise", block.in_channels, block.out_channels, 1, dw.out_shape[1],
-                       activation=act)  # fmt: skip
+        dw = conv_cost(
+            f"{name}.depthwise",
+            block.in_channels,
+            block.in_channels,
+            3,
+            size,
+            stride=block.stride,
+            groups=block.in_channels,
+            activation=act,
+        )
+        pw = conv_cost(f"{name}.pointwise", block.in_channels, block.out_channels, 1, dw.out_shape[1], activation=act)
         return [dw, pw]
     hidden = block.hidden_channels
     skip = " +skip" if block.use_residual else ""
     if block.kind == "classic":
         reduce = conv_cost(f"{name}.reduce", block.in_channels, hidden, 1, size, activation=act)
-        dw = conv_cost(f"{name}.depthwise", hidden, hidden, 3, size, stride=block.stride, groups=hidden,
-                       activation=act)  # fmt: skip
-        expand = conv_cost(f"{name}.expand", hidden, block.out_channels, 1, dw.out_shape[1],
-                           activation="linear", note=skip)  # fmt: skip
+        dw = conv_cost(f"{name}.depthwise", hidden, hidden, 3, size, stride=block.stride, groups=hidden, activation=act)
+        expand = conv_cost(
+            f"{name}.expand", hidden, block.out_channels, 1, dw.out_shape[1], activation="linear", note=skip
+        )
         return [reduce, dw, expand]
     layers = []
     if block.has_expand:
         note = " +skip(expanded)" if block.expansion_skip else ""
         layers.append(conv_cost(f"{name}.expand", block.in_channels, hidden, 1, size, activation=act, note=note))
-    dw = conv_cost(f"{name}.depthwise", hidden, hidden, 3, size, stride=block.stride, groups=hidden,
-                   activation=act)  # fmt: skip
+    dw = conv_cost(f"{name}.depthwise", hidden, hidden, 3, size, stride=block.stride, groups=hidden, activation=act)
     project_act = "linear" if spec.config.bottleneck == "linear" else act
-    project = conv_cost(f"{name}.project", hidden, block.out_channels, 1, dw.out_shape[1],
-                        activation=project_act, note=skip)  # fmt: skip
+    project = conv_cost(
+        f"{name}.project", hidden, block.out_channels, 1, dw.out_shape[1], activation=project_act, note=skip
+    )
     return [*layers, dw, project]
 
 
@@ -102,8 +109,9 @@ def spec_costs(spec: NetworkSpec, resolution: int = 224) -> list[LayerCost]:
     """Per-layer costs of `spec` for square `resolution` x `resolution` inputs, in execution order."""
     check_resolution(spec, resolution)
     act = spec.config.activation
-    stem = conv_cost("stem", spec.in_channels, spec.stem_channels, 3, resolution, stride=spec.stem_stride,
-                     activation=act)  # fmt: skip
+    stem = conv_cost(
+        "stem", spec.in_channels, spec.stem_channels, 3, resolution, stride=spec.stem_stride, activation=act
+    )
     layers = [stem]
     size = stem.out_shape[1]
     for i, block in enumerate(spec.blocks):
@@ -113,8 +121,9 @@ def spec_costs(spec: NetworkSpec, resolution: int = 224) -> list[LayerCost]:
         layers.append(conv_cost("head", spec.blocks[-1].out_channels, spec.head_channels, 1, size, activation=act))
     features, classes = spec.feature_channels, spec.config.num_classes
     layers.append(LayerCost("pool", f"avgpool{size}x{size}", (features, 1, 1), 0, 0, 0))
-    layers.append(LayerCost("classifier", "linear", (classes, 1, 1), features * classes + classes, 0,
-                            features * classes))  # fmt: skip
+    layers.append(
+        LayerCost("classifier", "linear", (classes, 1, 1), features * classes + classes, 0, features * classes)
+    )
     return layers
 
 
@@ -169,8 +178,12 @@ class SeparableComparison:
 
 
 def compare_separable(kernel: int, in_channels: int, out_channels: int, feature_size: int) -> SeparableComparison:
-    for name, value in (("kernel", kernel), ("in_channels", in_channels), ("out_channels", out_channels),
-                        ("feature_size", feature_size)):  # fmt: skip
+    for name, value in (
+        ("kernel", kernel),
+        ("in_channels", in_channels),
+        ("out_channels", out_channels),
+        ("feature_size", feature_size),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return SeparableComparison(kernel, in_channels, out_channels, feature_size)

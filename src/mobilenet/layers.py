@@ -125,9 +125,14 @@ class InvertedResidual(nn.Module):
             else ConvBNAct(in_channels, hidden_channels, 1, activation=activation)
         )
         self.depthwise = ConvBNAct(
-            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation,
+            hidden_channels,
+            hidden_channels,
+            3,
+            stride=stride,
+            groups=hidden_channels,
+            activation=activation,
             padding=padding,
-        )  # fmt: skip
+        )
         # Linear bottleneck: a ReLU on the low-dimensional projection would destroy information
         # (V2 sec. 3.2); bottleneck="relu6" exists only for the Fig. 6a ablation.
         self.project = ConvBNAct(hidden_channels, out_channels, 1, activation=bottleneck)
@@ -164,9 +169,14 @@ class ClassicBottleneck(nn.Module):
         self.use_residual = use_residual
         self.reduce = ConvBNAct(in_channels, hidden_channels, 1, activation=activation)
         self.depthwise = ConvBNAct(
-            hidden_channels, hidden_channels, 3, stride=stride, groups=hidden_channels, activation=activation,
+            hidden_channels,
+            hidden_channels,
+            3,
+            stride=stride,
+            groups=hidden_channels,
+            activation=activation,
             padding=padding,
-        )  # fmt: skip
+        )
         self.expand = ConvBNAct(hidden_channels, out_channels, 1, activation=None)
 
     def forward(self, x: Tensor) -> Tensor:

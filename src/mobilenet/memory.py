@@ -7,7 +7,7 @@ computing that tensor in `splits` channel groups (F(x) = sum_i B_i N A_i x), lea
 bottleneck tensors plus one group of the inner tensor alive.
 
 Counting convention: elements of one image unless a batch is given; bytes = elements x bytes per element.
-The split plan mirrors `mobilenet.split.SplitInference` exactly, so its bound is what that executor
+The split plan mirrors `mobilenet.deploy.split.SplitInference` exactly, so its bound is what that executor
 allocates (inputs in channels-last layout; an NCHW input costs one extra copy of the image).
 """
 

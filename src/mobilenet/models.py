@@ -68,9 +68,13 @@ class MobileNet(nn.Module):
         self.spec: NetworkSpec = network_spec(config)
         spec = self.spec
         self.stem = ConvBNAct(
-            spec.in_channels, spec.stem_channels, 3, stride=spec.stem_stride, activation=config.activation,
+            spec.in_channels,
+            spec.stem_channels,
+            3,
+            stride=spec.stem_stride,
+            activation=config.activation,
             padding=config.padding,
-        )  # fmt: skip
+        )
         self.blocks = nn.Sequential(*(_make_block(b, config) for b in spec.blocks))
         self.head: nn.Module = (
             nn.Identity()

@@ -6,21 +6,9 @@ from typing import Any
 
 from mobilenet.config import ModelConfig
 from mobilenet.costs import LayerCost, SeparableComparison, model_costs, totals
-from mobilenet.memory import (
-    OpMemory,
-    dtype_bytes,
-    live_totals,
-    materialised,
-    per_op_memory,
-    split_memory,
-)
 from mobilenet.published import (
     SLIM_V1_LAYERS,
     TABLES,
-    V2_TABLE3,
-    V2_TABLE3_MAX_KB,
-    V2_TABLE3_NOTE,
-    V2_TABLE3_STREAM_MAX_KB,
     Table,
     compare,
     table3_counts,
@@ -31,8 +19,11 @@ CONVENTION = (
     "Params: conv weights + FC weights and bias + BN gamma/beta. Activations: output values per image."
 )
 
-_TITLES = {"mobilenet_v1": "MobileNetV1", "conv_mobilenet": "Conv MobileNet (V1, full 3x3 convs)",
-           "mobilenet_v2": "MobileNetV2"}  # fmt: skip
+TITLES = {
+    "mobilenet_v1": "MobileNetV1",
+    "conv_mobilenet": "Conv MobileNet (V1, full 3x3 convs)",
+    "mobilenet_v2": "MobileNetV2",
+}
 
 
 def _shape(shape: tuple[int, int, int]) -> str:
@@ -80,7 +71,7 @@ def summary_text(config: ModelConfig, resolution: int) -> str:
     rows = [head] + [_layer_row(layer) for layer in layers]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [
-        f"{_TITLES[config.arch]}{' (CIFAR variant)' if config.cifar else ''}: width {config.width}, "
+        f"{TITLES[config.arch]}{' (CIFAR variant)' if config.cifar else ''}: width {config.width}, "
         f"input {resolution}x{resolution}, {config.num_classes} classes",
     ]
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
@@ -102,8 +93,14 @@ def summary_text(config: ModelConfig, resolution: int) -> str:
 
 
 def _layer_row(layer: LayerCost) -> tuple[str, ...]:
-    return (layer.name, layer.operator, _shape(layer.out_shape), f"{layer.params:,}", f"{layer.macs:,}",
-            f"{layer.activations:,}")  # fmt: skip
+    return (
+        layer.name,
+        layer.operator,
+        _shape(layer.out_shape),
+        f"{layer.params:,}",
+        f"{layer.macs:,}",
+        f"{layer.activations:,}",
+    )
 
 
 def cost_text(c: SeparableComparison) -> str:
@@ -135,10 +132,13 @@ def cost_data(c: SeparableComparison) -> dict[str, Any]:
 
 
 def _table_text(table: Table) -> list[str]:
-    lines = [f"== {table.title} ({table.source})", f"   counted as: {table.num_classes} classes, "
-             f"{table.bn_per_channel} values per BN channel, MACs {table.macs_rule}"
-             f"{'d to millions' if table.macs_rule == 'truncate' else ' million'}"
-             f"{'; ' + table.note if table.note else ''}"]  # fmt: skip
+    lines = [
+        f"== {table.title} ({table.source})",
+        f"   counted as: {table.num_classes} classes, "
+        f"{table.bn_per_channel} values per BN channel, MACs {table.macs_rule}"
+        f"{'d to millions' if table.macs_rule == 'truncate' else ' million'}"
+        f"{'; ' + table.note if table.note else ''}",
+    ]
     lines.append(f"   {'model':<24}{'MACs M':>8}{'ours':>9}{'diff':>8}{'params M':>10}{'ours':>9}{'diff':>8}  ok")
     for c in compare(table):
         r = c.row
@@ -153,16 +153,20 @@ def _table_text(table: Table) -> list[str]:
 
 def _slim_layers_text() -> list[str]:
     ours = [c for c in model_costs(ModelConfig(arch="mobilenet_v1"), 224) if c.name not in ("pool", "classifier")]
-    lines = ["== V1 body per layer, 1.0/224 (TF-Slim mobilenet_v1.py docstring; conv weights only, no BN/FC)",
-             f"   {'slim layer':<22}{'ours':<22}{'params':>10}{'ours':>10}{'MACs':>13}{'ours':>13}  ok"]  # fmt: skip
+    lines = [
+        "== V1 body per layer, 1.0/224 (TF-Slim mobilenet_v1.py docstring; conv weights only, no BN/FC)",
+        f"   {'slim layer':<22}{'ours':<22}{'params':>10}{'ours':>10}{'MACs':>13}{'ours':>13}  ok",
+    ]
     for (name, params, macs), layer in zip(SLIM_V1_LAYERS, ours, strict=True):
         ok = "yes" if (params, macs) == (layer.weights, layer.macs) else "NO"
         lines.append(
             f"   {name:<22}{layer.name:<22}{params:>10,}{layer.weights:>10,}{macs:>13,}{layer.macs:>13,}  {ok}"
         )
     total_p, total_m = sum(p for _, p, _ in SLIM_V1_LAYERS), sum(m for _, _, m in SLIM_V1_LAYERS)
-    lines.append(f"   {'Total':<44}{total_p:>10,}{sum(c.weights for c in ours):>10,}{total_m:>13,}"
-                 f"{sum(c.macs for c in ours):>13,}")  # fmt: skip
+    lines.append(
+        f"   {'Total':<44}{total_p:>10,}{sum(c.weights for c in ours):>10,}{total_m:>13,}"
+        f"{sum(c.macs for c in ours):>13,}"
+    )
     return lines
 
 
@@ -172,117 +176,18 @@ def tables_text() -> str:
         lines += [*_table_text(table), ""]
     lines.append("== V1 Table 3: one 14x14, 512 -> 512 layer (Howard et al. 2017)")
     for label, macs, ours_macs, params, ours_params in table3_counts():
-        lines.append(f"   {label:<26}{macs:>8g}M MACs (ours {ours_macs:.2f}M)   {params:g}M params "
-                     f"(ours {ours_params:.3f}M)")  # fmt: skip
+        lines.append(
+            f"   {label:<26}{macs:>8g}M MACs (ours {ours_macs:.2f}M)   {params:g}M params (ours {ours_params:.3f}M)"
+        )
     lines.append("")
     lines += _slim_layers_text()
-    return "\n".join(lines)
-
-
-def _parts(name: str) -> list[str]:
-    return name.split("+")
-
-
-def _belongs(op: OpMemory, prefixes: list[str]) -> bool:
-    return any(op.name == p or op.name.startswith(p + ".") for p in prefixes)
-
-
-def memory_data(
-    config: ModelConfig,
-    resolution: int = 224,
-    *,
-    dtype: str = "float16",
-    splits: int | None = None,
-    batch: int = 1,
-    first_layer: str = "split",
-) -> dict[str, Any]:
-    """Table 3 rows (ours and the paper's) and per-op live memory, plain and split, as plain data."""
-    nbytes = dtype_bytes(dtype)
-    rows = materialised(config, resolution, first_layer)
-    paper = {size: row for size, *row in V2_TABLE3} if resolution == 224 and not config.cifar else {}
-    column = {"mobilenet_v1": 0, "mobilenet_v2": 2}.get(config.arch)
-    data: dict[str, Any] = {
-        "arch": config.arch, "width": config.width, "resolution": resolution, "dtype": dtype,
-        "bytes_per_element": nbytes, "batch": batch, "first_layer": first_layer,
-        "materialised": [
-            {"size": r.size, "channels": r.channels, "bytes": r.bytes(dtype) * batch, "producer": r.name,
-             "paper": None if column is None or r.size not in paper else paper[r.size][column : column + 2]}
-            for r in rows
-        ],
-        "materialised_max_bytes": max(r.bytes(dtype) for r in rows) * batch,
-    }  # fmt: skip
-    if column is not None and paper and config.width == 1.0:
-        table = V2_TABLE3_STREAM_MAX_KB if first_layer == "stream" else V2_TABLE3_MAX_KB
-        data["paper_max_kb"] = table[config.arch]
-    plain = per_op_memory(config, resolution)
-    data["per_op"] = [{"name": op.name, "elements": op.total} for op in plain]
-    data["per_op_peak_bytes"] = max(op.total for op in plain) * nbytes * batch
-    if splits is not None:
-        ops = split_memory(config, resolution, splits)
-        data["splits"] = splits
-        data["split"] = [
-            {"name": op.name, "elements": op.total,
-             "per_op_elements": max(p.total for p in plain if _belongs(p, _parts(op.name)))}
-            for op in ops
-        ]  # fmt: skip
-        data["split_peak_bytes"] = max(op.total for op in ops) * nbytes * batch
-        data["split_peak_bytes_input_held"] = max(live_totals(ops, input_held=True)) * nbytes * batch
-    return data
-
-
-def _kb(nbytes: int) -> str:
-    return f"{nbytes / 1000:,.1f}"
-
-
-def memory_text(config: ModelConfig, resolution: int = 224, **kwargs: Any) -> str:
-    d = memory_data(config, resolution, **kwargs)
-    title = _TITLES.get(config.arch, config.arch)
-    lines = [
-        f"{title} {config.width}, {resolution}x{resolution}, batch {d['batch']}, {d['dtype']} activations "
-        f"({d['bytes_per_element']} B/element); kB = 1000 bytes",
-        "",
-        f"Largest tensor that must exist whole at each spatial size (V2 paper Table 3; first layer: "
-        f"{d['first_layer']})",
-    ]
-    rows: list[tuple[str, ...]] = [("size", "channels", "kB", "producer", "paper ch/kB")]
-    for r in d["materialised"]:
-        paper = "" if r["paper"] is None else f"{r['paper'][0]}/{r['paper'][1]}"
-        rows.append((f"{r['size']}x{r['size']}", str(r["channels"]), _kb(r["bytes"]), r["producer"], paper))
-    paper_max = f"{d['paper_max_kb']}K" if "paper_max_kb" in d else ""
-    rows.append(("max", "", _kb(d["materialised_max_bytes"]), "", paper_max))
-    lines += columns(rows)
-    if paper_max:
-        lines.append(f"note: {V2_TABLE3_NOTE}")
-    lines.append("")
-    nbytes = d["bytes_per_element"] * d["batch"]
-    if "split" in d:
-        lines.append(
-            f"Live activations per op (inputs + outputs + held residual input + scratch), elements per image: "
-            f"every conv its own op vs each block one op with its inner tensor in t={d['splits']} groups"
-        )
-        rows = [("op", "per conv (max)", f"split t={d['splits']}", "ratio")]
-        for op in d["split"]:
-            ratio = op["per_op_elements"] / op["elements"]
-            rows.append((op["name"], f"{op['per_op_elements']:,}", f"{op['elements']:,}", f"{ratio:.2f}x"))
-        per_op, split = d["per_op_peak_bytes"], d["split_peak_bytes"]
-        rows.append(("peak kB", _kb(per_op), _kb(split), f"{per_op / split:.2f}x"))
-        lines += columns(rows)
-        lines.append(
-            f"with the caller's input batch alive throughout (what a measurement sees): "
-            f"{_kb(d['split_peak_bytes_input_held'])} kB"
-        )
-    else:
-        peak = max(d["per_op"], key=lambda op: op["elements"])
-        lines.append(
-            f"Peak live activations with every conv its own op: {_kb(peak['elements'] * nbytes)} kB "
-            f"at {peak['name']}"
-            + ("" if config.arch != "mobilenet_v2" else "; add --split T for the memory-efficient plan")
-        )
     return "\n".join(lines)
 
 
 def columns(rows: list[tuple[str, ...]]) -> list[str]:
     """Text table: the first column left-aligned, the rest right-aligned."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-            for r in rows]  # fmt: skip
+    return [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]

@@ -100,3 +100,19 @@ def plot_manifold(results: list[ManifoldResult], path: str | Path, points: int =
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def run_relu_manifold(
+    out: str | Path, dims: tuple[int, ...] = (2, 3, 5, 15, 30), *, trials: int = 20, seed: int = 0
+) -> str:
+    """The whole experiment: results, `relu_manifold.md` and `relu_manifold.png` in `out`; returns the report."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        results = relu_manifold(dims, trials=trials, seed=seed)
+        table = manifold_table(results)
+        (out / "relu_manifold.md").write_text(table + "\n")
+        figure = plot_manifold(results, out / "relu_manifold.png")
+    except OSError as err:
+        raise ValueError(f"cannot write the results to {out}: {err.strerror or err}") from None
+    return f"{table}\nwrote {out / 'relu_manifold.md'} and {figure}"

@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mobilenet.checkpoint import load_checkpoint
-from mobilenet.config import ModelConfig
+from mobilenet.config import RECIPES, DataConfig, ModelConfig, Recipe, TrainConfig
 from mobilenet.costs import model_costs, totals
-from mobilenet.data import DataConfig
-from mobilenet.train import RECIPES, Recipe, TrainConfig
+from mobilenet.files import LAST
 
 log = logging.getLogger("mobilenet")
 
@@ -91,37 +89,39 @@ def run_key(variant: Variant, train: TrainConfig) -> str:
 
 def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path) -> RunResult:
     """Train `variant` with `seed`, or read/resume the cached run of the same configs."""
-    from mobilenet.fit import fit  # torch and the training stack load only when something trains
+    from mobilenet.checkpoint import Checkpoint  # torch and the training stack load only when something trains
+    from mobilenet.train.fit import fit
 
     cfg = dataclasses.replace(train, seed=seed)
     run_dir = out / "runs" / f"{variant.name}-s{seed}-{run_key(variant, train)}"
     if not run_dir.exists():
         run_dir = _same_configs(out, variant, cfg) or run_dir
-    last = run_dir / "last.pt"
+    last = run_dir / LAST
     if last.is_file():
-        ckpt = load_checkpoint(last)
-        if int(ckpt["epoch"]) >= cfg.epochs:
+        ckpt = Checkpoint.load(last)
+        if ckpt.epoch >= cfg.epochs:
             log.info("cached: %s seed %d (%s)", variant.name, seed, run_dir)
-            return RunResult(variant, seed, list(ckpt["history"]), run_dir)
-        log.info("resuming %s seed %d from epoch %d", variant.name, seed, ckpt["epoch"])
+            return RunResult(variant, seed, ckpt.history, run_dir)
+        log.info("resuming %s seed %d from epoch %d", variant.name, seed, ckpt.epoch)
         fit(variant.model, variant.data, cfg, resume=str(run_dir))
     else:
         if run_dir.exists():  # killed before its first checkpoint: nothing there to keep
             shutil.rmtree(run_dir)
         log.info("training %s seed %d", variant.name, seed)
         fit(variant.model, variant.data, cfg, out=str(run_dir))
-    return RunResult(variant, seed, list(load_checkpoint(last)["history"]), run_dir)
+    return RunResult(variant, seed, Checkpoint.load(last).history, run_dir)
 
 
 def _same_configs(out: Path, variant: Variant, cfg: TrainConfig) -> Path | None:
     """A run of this variant and seed whose saved configs equal the requested ones, though its key differs
     (it was keyed before a config field was added: loading fills the new field with its default)."""
+    from mobilenet.checkpoint import Checkpoint
+
     for run_dir in sorted((out / "runs").glob(f"{variant.name}-s{cfg.seed}-*")):
         try:
-            ckpt = load_checkpoint(run_dir / "last.pt")
-            model = ModelConfig(**{**ckpt["model_config"], "num_classes": variant.model.num_classes})
-            same = (model, DataConfig(**ckpt["data_config"]), TrainConfig(**ckpt["train_config"])) == (
-                variant.model, variant.data, cfg)  # fmt: skip
+            ckpt = Checkpoint.load(run_dir / LAST)
+            model = dataclasses.replace(ckpt.model_config, num_classes=variant.model.num_classes)
+            same = (model, ckpt.data_config, ckpt.train_config) == (variant.model, variant.data, cfg)
         except (ValueError, TypeError):  # unreadable, or saved by a version with other fields
             continue
         if same:

@@ -13,8 +13,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from mobilenet.config import ARCHS, ModelConfig
-from mobilenet.data import DataConfig
+from mobilenet.config import ARCHS, DataConfig, ModelConfig
 from mobilenet.experiments.sweep import (
     Summary,
     Variant,
@@ -74,9 +73,15 @@ def run_tradeoff(
     recipe = experiment_recipe(dataset, data_dir, epochs, resolution)
     if resolutions is None:  # the papers' 128-224 for ImageNet-like folders; 16-32 for the small images
         resolutions = (128, 160, 192, 224) if dataset == "imagefolder" else (16, 24, 32)
-    variants = tradeoff_variants(recipe.model, recipe.data, archs=archs, widths=widths, conv_widths=conv_widths,
-                                  resolutions=resolutions,
-                                 resolution_width=resolution_width)  # fmt: skip
+    variants = tradeoff_variants(
+        recipe.model,
+        recipe.data,
+        archs=archs,
+        widths=widths,
+        conv_widths=conv_widths,
+        resolutions=resolutions,
+        resolution_width=resolution_width,
+    )
     for v in variants:
         _ = v.macs  # a resolution too small for an arch fails here, before anything trains
     out.mkdir(parents=True, exist_ok=True)
@@ -84,10 +89,15 @@ def run_tradeoff(
     text = tradeoff_report(summaries, dataset=dataset, epochs=recipe.train.epochs, seeds=seeds)
     (out / "tradeoff.md").write_text(text + "\n")
     data = {
-        n: {"model": dataclasses.asdict(s.variant.model), "resolution": native_resolution(s.variant.data),
-            "macs": s.variant.macs, "params": s.variant.params, "final_test_acc": list(s.accs)}
+        n: {
+            "model": dataclasses.asdict(s.variant.model),
+            "resolution": native_resolution(s.variant.data),
+            "macs": s.variant.macs,
+            "params": s.variant.params,
+            "final_test_acc": list(s.accs),
+        }
         for n, s in summaries.items()
-    }  # fmt: skip
+    }
     (out / "tradeoff.json").write_text(json.dumps(data, indent=2) + "\n")
     plot_tradeoff(summaries, out / "tradeoff.png")
     return f"{text}\nwrote {out / 'tradeoff.md'}, {out / 'tradeoff.json'} and {out / 'tradeoff.png'}"
@@ -116,20 +126,25 @@ def tradeoff_report(summaries: dict[str, Summary], *, dataset: str, epochs: int,
     ]
     for s in sorted(items, key=lambda s: (s.variant.model.arch, s.variant.model.width, _res(s))):
         m = s.variant.model
-        lines.append(f"| {LABEL[m.arch]} | {m.width:g} | {_res(s)} | {s.variant.macs:,} | {s.variant.params:,} "
-                     f"| {s.cell()} |")  # fmt: skip
+        lines.append(
+            f"| {LABEL[m.arch]} | {m.width:g} | {_res(s)} | {s.variant.macs:,} | {s.variant.params:,} | {s.cell()} |"
+        )
     lines.append("")
     by = {(s.variant.model.arch, s.variant.model.width, _res(s)): s for s in items}
     for arch in ARCHS:
         at_native = [s for (a, _, r), s in by.items() if a == arch and r == native]
         if len(at_native) > 1:
-            lines.append(f"- Width (V1 Table 6: accuracy falls as the width shrinks), {LABEL[arch]}: "
-                         f"{_rising(at_native, 'width')}.")  # fmt: skip
+            lines.append(
+                f"- Width (V1 Table 6: accuracy falls as the width shrinks), {LABEL[arch]}: "
+                f"{_rising(at_native, 'width')}."
+            )
         widths = {w for (a, w, r) in by if a == arch and r != native}
         for w in sorted(widths):
             sweep = [s for (a, ww, _), s in by.items() if a == arch and ww == w]
-            lines.append(f"- Resolution (V1 Table 7: accuracy falls with the input side), {LABEL[arch]} {w:g}: "
-                         f"{_rising(sweep, 'resolution')}.")  # fmt: skip
+            lines.append(
+                f"- Resolution (V1 Table 7: accuracy falls with the input side), {LABEL[arch]} {w:g}: "
+                f"{_rising(sweep, 'resolution')}."
+            )
     for (arch, w, r), conv in sorted(by.items()):
         sep = by.get(("mobilenet_v1", w, r))
         if arch == "conv_mobilenet" and sep is not None:
@@ -175,16 +190,24 @@ def plot_tradeoff(summaries: dict[str, Summary], path: Path) -> Path:
                 continue
             x = [s.variant.macs / 1e6 for s in pts]
             y = [100 * s.mean for s in pts]
-            ax.errorbar(x, y, yerr=[100 * s.std for s in pts], fmt=style, color=color, capsize=3,
-                        label=f"{LABEL[arch]}, {sweep}s")  # fmt: skip
+            ax.errorbar(
+                x,
+                y,
+                yerr=[100 * s.std for s in pts],
+                fmt=style,
+                color=color,
+                capsize=3,
+                label=f"{LABEL[arch]}, {sweep}s",
+            )
             for s, xi, yi in zip(pts, x, y, strict=True):
                 if sweep == "resolution" and _res(s) == native:
                     continue  # the width line already labels this point
                 tag = f"{s.variant.model.width:g}" if sweep == "width" else f"{_res(s)}px"
                 ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
     ax.set_xscale("log")
-    ax.set(xlabel="multiply-adds per image (millions, log scale)", ylabel="test top-1 (%)",
-           title="Accuracy against cost")  # fmt: skip
+    ax.set(
+        xlabel="multiply-adds per image (millions, log scale)", ylabel="test top-1 (%)", title="Accuracy against cost"
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()

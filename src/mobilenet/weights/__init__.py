@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mobilenet.config import GRAPH_FIELDS
+from mobilenet.files import refuse_overwrite
 from mobilenet.specs import network_spec
 from mobilenet.weights.convert import NO_CLASSIFIER, Converted, convert_tensors, export_tensors
 from mobilenet.weights.files import keras_model_tensors, read_tensors, read_weights, save_weights, write_export
@@ -24,7 +26,9 @@ __all__ = [
     "Converted",
     "class_names",
     "convert_file",
+    "convert_from_peer",
     "convert_tensors",
+    "convert_to_peer",
     "export_file",
     "export_tensors",
     "keras_model_tensors",
@@ -44,8 +48,9 @@ def convert_file(
     padding: str | None = None,
 ) -> Converted:
     """Read a peer's weights file and convert it (see `convert_tensors`); records the file name."""
-    converted = convert_tensors(read_tensors(path), source, arch=arch, width=width, background=background,
-                                padding=padding)  # fmt: skip
+    converted = convert_tensors(
+        read_tensors(path), source, arch=arch, width=width, background=background, padding=padding
+    )
     converted.metadata["source_file"] = Path(path).name
     return converted
 
@@ -56,15 +61,16 @@ def load_pretrained(path: str | Path, num_classes: int | None = None, **changes:
     from mobilenet.models import build_model
 
     state, config, metadata = read_weights(path)
-    graph = {"arch", "width", "padding", "bn_eps", "cifar", "activation", "bottleneck", "shortcut", "block"}
-    clash = sorted(k for k, v in changes.items() if k in graph and v != getattr(config, k))
+    clash = sorted(k for k, v in changes.items() if k in GRAPH_FIELDS and v != getattr(config, k))
     if clash:
         raise ValueError(f"{path} holds {clash[0]}={getattr(config, clash[0])!r}, not {changes[clash[0]]!r}")
     config = dataclasses.replace(config, **changes)
     headless = metadata.get("classifier") == NO_CLASSIFIER
     if headless and num_classes is None:
-        raise ValueError(f"{path} has no classifier (converted from a file without the top): give the number of "
-                         "classes to fine-tune it, e.g. `mobilenet train --init ...`")  # fmt: skip
+        raise ValueError(
+            f"{path} has no classifier (converted from a file without the top): give the number of "
+            "classes to fine-tune it, e.g. `mobilenet train --init ...`"
+        )
     new_head = num_classes is not None and (headless or num_classes != config.num_classes)
     if num_classes is not None and new_head:
         config = dataclasses.replace(config, num_classes=num_classes)
@@ -73,8 +79,9 @@ def load_pretrained(path: str | Path, num_classes: int | None = None, **changes:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes that do not fit
-        raise ValueError(f"{path} does not fit {config.arch} width {config.width:g}: {str(err).splitlines()[0]}"
-                         ) from None  # fmt: skip
+        raise ValueError(
+            f"{path} does not fit {config.arch} width {config.width:g}: {str(err).splitlines()[0]}"
+        ) from None
     missing = [k for k in missing if not (new_head and k.startswith("classifier."))]
     if missing or unexpected:
         what = f"lacks {missing[0]!r}" if missing else f"has an unexpected {unexpected[0]!r}"
@@ -98,3 +105,55 @@ def class_names(metadata: dict[str, str], num_classes: int) -> list[str]:
     if kind.startswith("["):
         return list(json.loads(kind))
     return [str(i) for i in range(num_classes)]
+
+
+def convert_from_peer(
+    src: str | Path,
+    source: str,
+    output: str | Path | None = None,
+    *,
+    arch: str = "mobilenet_v2",
+    width: float = 1.0,
+    background: str = "drop",
+    padding: str | None = None,
+    force: bool = False,
+) -> list[str]:
+    """`mobilenet convert --from`: a peer's file to our .safetensors (default: SRC with that suffix).
+    Returns the report lines: what was written and the conventions recorded with it."""
+    out = Path(output or Path(src).with_suffix(".safetensors"))
+    if out.resolve() == Path(src).resolve():
+        raise ValueError(f"refusing to overwrite the source file {out}: pass -o")
+    refuse_overwrite(out, force)
+    converted = convert_file(src, source, arch=arch, width=width, background=background, padding=padding)
+    save_weights(converted, out)
+    c = converted.config
+    head = "no classifier" if "classifier" in converted.metadata else f"{c.num_classes} classes"
+    lines = [
+        f"wrote {out}: {c.arch} width {c.width:g}, {head}, {len(converted.state_dict)} tensors from the {source} layout"
+    ]
+    lines += [f"  {k}: {v}" for k, v in converted.metadata.items() if k not in ("format", "model_config")]
+    if converted.ignored:
+        lines.append(f"  not weights, skipped: {len(converted.ignored)} ({', '.join(converted.ignored[:3])}, ...)")
+    return lines
+
+
+TARGET_SUFFIX = {"torchvision": ".pth", "timm": ".pth", "keras": ".h5", "slim": ".npz"}
+
+
+def convert_to_peer(
+    src: str | Path, target: str, output: str | Path | None = None, *, force: bool = False
+) -> list[str]:
+    """`mobilenet convert --to`: our converted weights (.safetensors) or a training checkpoint, written in
+    `target`'s layout (default: SRC with the target's usual suffix). Returns the report lines."""
+    if target not in TARGET_SUFFIX:
+        raise ValueError(f"unknown target {target!r}; expected one of: {', '.join(TARGET_SUFFIX)}")
+    if Path(src).suffix == ".safetensors":
+        model, _ = load_pretrained(src)
+    else:
+        from mobilenet.checkpoint import Checkpoint
+
+        model = Checkpoint.load(src).build_model()
+    out = refuse_overwrite(output or Path(src).with_suffix(TARGET_SUFFIX[target]), force)
+    path, warnings = export_file(model, target, out)
+    lines = [f"wrote {path}: {model.config.arch} width {model.config.width:g} in the {target} layout"]
+    return lines + [f"warning: {w}" for w in warnings]

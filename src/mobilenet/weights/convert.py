@@ -136,8 +136,10 @@ def convert_tensors(
     headless = not any(k in named for k in head)  # a "no top" file: a feature extractor for fine-tuning
     if headless:
         if table[0].theirs not in named:
-            raise ValueError(f"missing tensor {table[0].theirs!r} (the first conv) and no classifier: is this a "
-                             f"{source} {arch} file?")  # fmt: skip
+            raise ValueError(
+                f"missing tensor {table[0].theirs!r} (the first conv) and no classifier: is this a "
+                f"{source} {arch} file?"
+            )
         table = [e for e in table if e.theirs not in head]
     elif head[-1] not in named:
         raise ValueError(f"missing tensor {head[-1]!r} (the classifier): is this a {source} {arch} file?")
@@ -214,11 +216,15 @@ def export_tensors(model: torch.nn.Module, target: str) -> tuple[dict[str, Tenso
         if target in ("torchvision", "timm") and leaf == "running_var":
             out[entry.theirs.replace("running_var", "num_batches_tracked")] = torch.tensor(0)
     if clamped:
-        warnings.append(f"{clamped} BN variances below {conv.bn_eps - config.bn_eps:g} were clamped to 0 for "
-                        f"{target}'s eps {conv.bn_eps:g}: those channels will differ there")  # fmt: skip
+        warnings.append(
+            f"{clamped} BN variances below {conv.bn_eps - config.bn_eps:g} were clamped to 0 for "
+            f"{target}'s eps {conv.bn_eps:g}: those channels will differ there"
+        )
     if conv.bn_eps != config.bn_eps:
         warnings.append(f"BN eps {config.bn_eps:g} here, {conv.bn_eps:g} in {target}: the variances were shifted")
     if config.padding != conv.padding:
-        warnings.append(f"this model pads {config.padding}, {target} pads {conv.padding}: strided layers see shifted "
-                        "windows there, so outputs will differ slightly")  # fmt: skip
+        warnings.append(
+            f"this model pads {config.padding}, {target} pads {conv.padding}: strided layers see shifted "
+            "windows there, so outputs will differ slightly"
+        )
     return out, warnings

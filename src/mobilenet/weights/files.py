@@ -9,8 +9,6 @@ Write: our converted weights as safetensors with their conventions in the metada
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import torch
 from torch import Tensor
 
 from mobilenet.config import ModelConfig, replace_from_dict
+from mobilenet.files import atomic_path
 from mobilenet.weights.convert import Converted
 from mobilenet.weights.tf_checkpoint import read_tf_checkpoint
 
@@ -56,8 +55,10 @@ def read_tensors(path: str | Path) -> dict[str, Any]:
         raise
     except Exception as err:  # each reader has its own error types for a damaged file
         raise _fail(path, err) from None
-    raise ValueError(f"unknown weights format {path.name!r}: expected .safetensors, .pt/.pth/.bin, .h5, .npz "
-                     "or a TF checkpoint prefix")  # fmt: skip
+    raise ValueError(
+        f"unknown weights format {path.name!r}: expected .safetensors, .pt/.pth/.bin, .h5, .npz "
+        "or a TF checkpoint prefix"
+    )
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
@@ -103,8 +104,9 @@ def _read_keras_h5(path: Path) -> dict[str, Any]:
                     name = name.decode() if isinstance(name, bytes) else name
                     out[name] = np.array(group[name])
         elif "layers" in f:  # Keras 3: layers/<class>_<k>/vars/<i>
-            f.visititems(lambda name, item: out.__setitem__(name, np.array(item)) if isinstance(item, h5py.Dataset)
-                         else None)  # fmt: skip
+            f.visititems(
+                lambda name, item: out.__setitem__(name, np.array(item)) if isinstance(item, h5py.Dataset) else None
+            )
         else:
             raise ValueError(f"{path} is an HDF5 file but not Keras weights (no layer_names, no layers group)")
     return out
@@ -112,21 +114,21 @@ def _read_keras_h5(path: Path) -> dict[str, Any]:
 
 def keras_model_tensors(model: Any) -> dict[str, Any]:
     """The tensors of an in-memory Keras model, named `<layer>/<variable>` (Keras 2 and 3)."""
-    return {f"{layer.name}/{w.name.split('/')[-1].removesuffix(':0')}": np.asarray(w.numpy())
-            for layer in model.layers for w in layer.weights}  # fmt: skip
+    return {
+        f"{layer.name}/{w.name.split('/')[-1].removesuffix(':0')}": np.asarray(w.numpy())
+        for layer in model.layers
+        for w in layer.weights
+    }
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
     """Write through `write(tmp_path)` beside `path`, then rename: a crash never leaves a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create directory {path.parent}: {err.strerror}") from None
+    with atomic_path(path, path.suffix) as tmp:
+        write(str(tmp))
 
 
 def save_weights(converted: Converted, path: str | Path) -> Path:
@@ -152,11 +154,14 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, dict
             metadata = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iteration
     except Exception as err:
-        raise ValueError(f"{path} is not a readable safetensors file ({err}); convert peer weights first with "
-                         "`mobilenet convert`") from None  # fmt: skip
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}); convert peer weights first with `mobilenet convert`"
+        ) from None
     if not metadata.get("format", "").startswith("mobilenet-weights/"):
-        raise ValueError(f"{path} is a safetensors file but not mobilenet weights (no format metadata): convert "
-                         "it with `mobilenet convert --from ...`")  # fmt: skip
+        raise ValueError(
+            f"{path} is a safetensors file but not mobilenet weights (no format metadata): convert "
+            "it with `mobilenet convert --from ...`"
+        )
     config = replace_from_dict(ModelConfig(), json.loads(metadata["model_config"]))
     return state, config, metadata
 
@@ -184,8 +189,12 @@ def write_export(
         arrays: dict[str, Any] = {k: v.numpy() for k, v in tensors.items()}
         _atomic(path, lambda tmp: np.savez(tmp, **arrays))
     else:
-        wanted = {"torchvision": ".pth or .safetensors", "timm": ".pth or .safetensors", "keras": ".h5 or .weights.h5",
-                  "slim": ".npz"}.get(target, "?")  # fmt: skip
+        wanted = {
+            "torchvision": ".pth or .safetensors",
+            "timm": ".pth or .safetensors",
+            "keras": ".h5 or .weights.h5",
+            "slim": ".npz",
+        }.get(target, "?")
         raise ValueError(f"{target} weights are written as {wanted}, got {path.name!r}")
     return path
 

@@ -64,8 +64,11 @@ def check_layout(source: str, config: ModelConfig) -> None:
         raise ValueError(f"unknown weights layout {source!r}; expected one of: {', '.join(SOURCES)}")
     if config.arch not in ARCHS_OF[source]:
         raise ValueError(f"{source} has no {config.arch} layout (it publishes {', '.join(ARCHS_OF[source])})")
-    changed = [n for n in ("cifar", "activation", "bottleneck", "shortcut", "block") if getattr(config, n) !=
-               getattr(ModelConfig, n)]  # fmt: skip
+    changed = [
+        n
+        for n in ("cifar", "activation", "bottleneck", "shortcut", "block")
+        if getattr(config, n) != getattr(ModelConfig, n)
+    ]
     if changed:
         raise ValueError(f"peer layouts are for the papers' networks; this model changes {', '.join(changed)}")
 
@@ -106,8 +109,8 @@ def torchvision_rows(spec: NetworkSpec) -> list[Row]:
         k = len(parts) - 1  # the linear projection: a bare conv, then its BN
         rows += _conv_bn(f"blocks.{i}.project", f"{theirs}.{k}", f"{theirs}.{k + 1}")
     last = len(spec.blocks) + 1
-    return [*rows, *_conv_bn("head", f"features.{last}.0", f"features.{last}.1"), Row("classifier", "classifier.1",
-                                                                                      "linear")]  # fmt: skip
+    head = _conv_bn("head", f"features.{last}.0", f"features.{last}.1")
+    return [*rows, *head, Row("classifier", "classifier.1", "linear")]
 
 
 def timm_rows(spec: NetworkSpec) -> list[Row]:

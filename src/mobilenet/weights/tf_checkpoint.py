@@ -16,8 +16,20 @@ import numpy as np
 
 _MAGIC = 0xDB4775248B80FB57  # LevelDB table magic number, the footer's last 8 bytes
 # tensorflow/core/framework/types.proto DataType -> numpy (strings and quantized types are not weights)
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-           10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}  # fmt: skip
+_DTYPES = {
+    1: np.float32,
+    2: np.float64,
+    3: np.int32,
+    4: np.uint8,
+    5: np.int16,
+    6: np.int8,
+    9: np.int64,
+    10: np.bool_,
+    17: np.uint16,
+    19: np.float16,
+    22: np.uint32,
+    23: np.uint64,
+}
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -111,8 +123,13 @@ def read_tf_checkpoint(prefix: str | Path) -> dict[str, np.ndarray]:
             continue
         name = key.decode()
         entry = {n: v for n, v in fields if n != 2}
-        dims = [d for n, shape in fields if n == 2 and isinstance(shape, bytes)
-                for k, d in _fields(shape) if k == 2 and isinstance(d, bytes)]  # fmt: skip
+        dims = [
+            d
+            for n, shape in fields
+            if n == 2 and isinstance(shape, bytes)
+            for k, d in _fields(shape)
+            if k == 2 and isinstance(d, bytes)
+        ]
         shape = tuple(int(next((v for n, v in _fields(d) if n == 1), 0)) for d in dims)
         dtype = _DTYPES.get(int(entry.get(1, 0)))
         if dtype is None or 7 in entry:  # a string or quantized tensor, or a sliced (partitioned) variable
@@ -126,6 +143,11 @@ def read_tf_checkpoint(prefix: str | Path) -> dict[str, np.ndarray]:
         blob = shards[shard]
         if size != int(np.prod(shape)) * np.dtype(dtype).itemsize or offset + size > len(blob):
             raise ValueError(f"{prefix}: variable {name!r} does not fit its data file (truncated?)")
-        out[name] = np.frombuffer(blob, dtype=np.dtype(dtype).newbyteorder("<"), count=size // np.dtype(dtype).itemsize,
-                                  offset=offset).reshape(shape).copy()  # fmt: skip
+        out[name] = (
+            np.frombuffer(
+                blob, dtype=np.dtype(dtype).newbyteorder("<"), count=size // np.dtype(dtype).itemsize, offset=offset
+            )
+            .reshape(shape)
+            .copy()
+        )
     return out

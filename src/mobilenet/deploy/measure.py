@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -88,8 +90,9 @@ class Timing:
         return cls(statistics.median(times), p90, len(times), batch, tuple(samples))
 
 
-def time_fn(fn: Callable[[], object], *, batch: int = 1, runs: int = 50, warmup: int = 5,
-            min_seconds: float = 0.0) -> Timing:  # fmt: skip
+def time_fn(
+    fn: Callable[[], object], *, batch: int = 1, runs: int = 50, warmup: int = 5, min_seconds: float = 0.0
+) -> Timing:
     """Median and 90th-percentile wall time of `fn()` after `warmup` untimed calls.
 
     Runs at least `runs` times and until `min_seconds` of timed calls have passed.
@@ -103,3 +106,34 @@ def time_fn(fn: Callable[[], object], *, batch: int = 1, runs: int = 50, warmup:
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return Timing.from_samples(times, batch)
+
+
+_MEMORY_PROBE = """
+import resource, sys
+import numpy as np
+from mobilenet.deploy import engines
+path, engine, precision, batch, size, threads = sys.argv[1:7]
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()
+before = rss()
+run = engines.load(path, engine, threads=int(threads), precision=precision)
+x = np.zeros((int(batch), 3, int(size), int(size)), dtype=np.float32)
+for _ in range(3):
+    run(x)
+hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM:')][0]
+print(int(hwm.split()[1]) * 1024 - before)
+"""
+
+
+def engine_memory(path: Path, engine: str, precision: str, *, batch: int, resolution: int, threads: int) -> int | None:
+    """Peak resident memory an engine adds to a fresh process (after its imports) to load `path` and run
+    three batches: its weights, arena and activations. None where it cannot be measured (non-Linux).
+    (VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak.)"""
+    args = [str(path), engine, precision, str(batch), str(resolution), str(threads)]
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, *args], capture_output=True, text=True, check=True, timeout=300
+        )
+        return int(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
+        return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mobilenet.data import DataConfig, Split, load_splits
-from mobilenet.export import INPUT_NAME, atomic_path, export_onnx
-from mobilenet.inference import load_model
+from mobilenet.checkpoint import Checkpoint, Expected
+from mobilenet.config import DataConfig
+from mobilenet.data.splits import Split, load_splits
+from mobilenet.deploy import engines
+from mobilenet.deploy.export import INPUT_NAME, export_onnx
+from mobilenet.files import atomic_path, beside
 from mobilenet.models import MobileNet
 
 
@@ -49,6 +51,10 @@ class QuantizeReport:
     accuracy: list[EngineAccuracy] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     resolution: int = 224
+    choice: engines.EngineChoice | None = None  # the engine picked for this machine, if one was asked for
+
+    def file(self, precision: str) -> Path:
+        return self.int8_path if precision == "int8" else self.fp32_path
 
     def top1(self, engine: str, precision: str) -> float:
         return next(a.top1 for a in self.accuracy if a.engine == engine and a.precision == precision)
@@ -65,18 +71,15 @@ class QuantizeReport:
         for a in self.accuracy:
             lines.append(f"  {a.engine:<12} {a.precision:<5} top-1 {a.top1:.2%}  ({(a.top1 - fp32) * 100:+.2f} points)")
         lines += [f"note: {n}" for n in self.notes]
+        if self.choice is not None:
+            lines.append(self.choice.text())
         return "\n".join(lines)
 
 
-def _data(ckpt: dict[str, Any], data: DataConfig | None) -> tuple[Split, Split]:
-    if data is None:
-        data = DataConfig(**ckpt["data_config"])
+def _data(ckpt: Checkpoint, data: DataConfig | None) -> tuple[Split, Split]:
+    data = data or ckpt.data_config
     train, test = load_splits(data)
-    if len(train.classes) != ckpt["model_config"]["num_classes"]:
-        raise ValueError(
-            f"the checkpoint was trained on {ckpt['model_config']['num_classes']} classes but "
-            f"{data.dataset} has {len(train.classes)}"
-        )
+    ckpt.check_classes(train.classes, data.dataset)
     return train, test
 
 
@@ -199,26 +202,32 @@ def qat_finetune(model: MobileNet, train: Split, *, epochs: int, lr: float = 1e-
 
 def quantize_checkpoint(
     checkpoint: str | Path,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     *,
     calibration: int = 256,
     data: DataConfig | None = None,
     resolution: int | None = None,
     qat_epochs: int = 0,
     threads: int = 0,
-    check: Callable[[MobileNet], None] | None = None,
+    engine: str = "auto",
+    expect: Expected | None = None,
 ) -> QuantizeReport:
-    """Export `checkpoint` to fp32 ONNX and int8 QDQ ONNX in `out_dir`, and measure both on held-out data
-    with every installed engine (and OpenVINO bf16 where the CPU supports it)."""
-    from mobilenet import engines
-
-    model, ckpt = load_model(checkpoint)
-    if check is not None:
-        check(model)
+    """Export `checkpoint` to fp32 ONNX and int8 QDQ ONNX in `out_dir` (default: `deploy/` in its run
+    directory), measure both on held-out data with every installed engine (and OpenVINO bf16 where the CPU
+    supports it), and with `engine="auto"` time them and pick the fastest within a point of fp32."""
+    if engine not in ("auto", "none"):
+        raise ValueError(f"engine must be 'auto' or 'none', got {engine!r}")
+    ckpt = Checkpoint.load(checkpoint)
+    if expect is not None:
+        expect.check(ckpt.model_config)
+    model = ckpt.build_model()
     train, test = _data(ckpt, data)
-    size = resolution or int(ckpt["resolution"])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    size = resolution or ckpt.resolution
+    out = Path(out_dir) if out_dir else beside(checkpoint, "deploy")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create output directory {out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise ValueError(f"cannot write to {out}")
     batches = calibration_batches(train, calibration)
@@ -232,13 +241,21 @@ def quantize_checkpoint(
     export_onnx(model, fp32_path, size)
     quantize_onnx(fp32_path, int8_path, batches)
     report = QuantizeReport(
-        fp32_path, int8_path, fp32_path.stat().st_size, int8_path.stat().st_size,
-        sum(len(b) for b in batches), len(test), torch_top1, notes=notes, resolution=size,
-    )  # fmt: skip
-    for engine, precision in engines.candidates():
-        path = int8_path if precision == "int8" else fp32_path
-        run = engines.load(path, engine, threads=threads, precision="bf16" if precision == "bf16" else "fp32")
-        report.accuracy.append(EngineAccuracy(engine, precision, accuracy(run, test)))
+        fp32_path,
+        int8_path,
+        fp32_path.stat().st_size,
+        int8_path.stat().st_size,
+        sum(len(b) for b in batches),
+        len(test),
+        torch_top1,
+        notes=notes,
+        resolution=size,
+    )
+    for name, precision in engines.candidates():
+        run = engines.load(report.file(precision), name, threads=threads, precision=precision)
+        report.accuracy.append(EngineAccuracy(name, precision, accuracy(run, test)))
     if "openvino" not in engines.available():
         report.notes.append("OpenVINO not installed: pip install 'mobilenet[openvino]' to check it too")
+    if engine == "auto":
+        report.choice = engines.choose(report, threads=threads or 2)
     return report

@@ -6,14 +6,22 @@ clear error naming the extra to install.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mobilenet.deploy.measure import Timing, time_fn
+
+if TYPE_CHECKING:
+    from mobilenet.deploy.quantize import QuantizeReport
+
 Runner = Callable[[np.ndarray], np.ndarray]
 ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
+PRECISIONS: tuple[str, ...] = ("fp32", "int8", "bf16")
 
 
 def _require(module: str, extra: str) -> Any:
@@ -71,8 +79,10 @@ def cpu_has_bf16() -> bool:
 
 
 def load(path: str | Path, engine: str = "onnxruntime", *, threads: int = 0, precision: str = "fp32") -> Runner:
-    """A callable running the ONNX file at `path` on `engine`; `precision` "bf16" asks OpenVINO for bf16
-    inference (fp32 and int8 follow the file itself)."""
+    """A callable running the ONNX file at `path` on `engine`. `precision` is the path's name: "bf16" asks
+    OpenVINO for bf16 inference; "fp32" and "int8" compute as the file says (a QDQ file runs in int8)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
     if engine == "onnxruntime":
         if precision == "bf16":
             raise ValueError("onnxruntime has no bf16 CPU path; use --engine openvino for bf16")
@@ -107,3 +117,48 @@ def load(path: str | Path, engine: str = "onnxruntime", *, threads: int = 0, pre
 
         return run_ov
     raise ValueError(f"unknown engine {engine!r}; expected one of: {', '.join(ENGINES)}")
+
+
+@dataclass
+class EngineChoice:
+    engine: str
+    precision: str
+    path: Path
+    timings: dict[tuple[str, str], Timing]
+    top1: dict[tuple[str, str], float]
+    reference_top1: float
+    tolerance: float
+
+    def text(self) -> str:
+        lines = ["engine choice (batch 1 latency on this machine, top-1 on held-out data):"]
+        for key, t in sorted(self.timings.items(), key=lambda kv: kv[1].median_ms):
+            drop = (self.reference_top1 - self.top1[key]) * 100
+            ok = "ok" if drop <= self.tolerance * 100 else f"rejected: {drop:.2f} points below fp32"
+            mark = "->" if key == (self.engine, self.precision) else "  "
+            lines.append(f"{mark} {key[0]:<12} {key[1]:<5} {t.median_ms:7.3f} ms  top-1 {self.top1[key]:.2%}  {ok}")
+        t = self.timings[(self.engine, self.precision)]
+        lines.append(
+            f"picked {self.engine} {self.precision} ({self.path.name}): the fastest at {t.median_ms:.3f} ms "
+            f"whose accuracy is within {self.tolerance * 100:.0f} point of fp32"
+        )
+        return "\n".join(lines)
+
+
+def choose(report: QuantizeReport, *, threads: int = 2, tolerance: float = 0.01) -> EngineChoice:
+    """Time every measured (engine, precision) at batch 1 and pick the fastest within `tolerance` of fp32."""
+    if not report.accuracy:
+        raise ValueError("no engine is installed: pip install 'mobilenet[deploy]' (and optionally [openvino])")
+    reference = (
+        report.top1("onnxruntime", "fp32")
+        if any(a.engine == "onnxruntime" for a in report.accuracy)
+        else (report.torch_top1)
+    )
+    x = np.random.default_rng(0).standard_normal((1, 3, report.resolution, report.resolution), dtype=np.float32)
+    timings, top1 = {}, {}
+    for a in report.accuracy:
+        run = load(report.file(a.precision), a.engine, threads=threads, precision=a.precision)
+        timings[(a.engine, a.precision)] = time_fn(functools.partial(run, x), runs=50, min_seconds=1.0)
+        top1[(a.engine, a.precision)] = a.top1
+    ok = [k for k in timings if reference - top1[k] <= tolerance]
+    best = min(ok, key=lambda k: timings[k].median_ms)
+    return EngineChoice(best[0], best[1], report.file(best[1]), timings, top1, reference, tolerance)

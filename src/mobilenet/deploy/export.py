@@ -3,7 +3,7 @@
 Both are written atomically (a temporary file in the target directory, renamed on success), so a failed
 export never leaves a half-written file. The ONNX graph has BN folded into the convs, each ReLU6 as one
 `Clip(0, 6)`, a dynamic batch dimension and a fixed resolution; `verify_onnx` runs it in onnxruntime and
-compares with PyTorch.
+compares with PyTorch (`mobilenet.deploy.verify`).
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ import contextlib
 import copy
 import io
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from mobilenet.files import atomic_path
 from mobilenet.layers import ConvBNAct
 from mobilenet.models import MobileNet
 
@@ -39,29 +36,6 @@ def fold_bn(model: MobileNet) -> MobileNet:
             module.conv = fuse_conv_bn_eval(module.conv, module.bn)
             module.bn = nn.Identity()  # type: ignore[assignment]
     return folded
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` if the block succeeds, else delete it."""
-    target = Path(path)
-    if target.is_dir():
-        raise ValueError(f"{target} is a directory; give a file name")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"cannot write {target}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"cannot write {target}: directory {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        for extra in parent.glob(f"{Path(tmp).name}*"):  # external-data side files, if any
-            extra.unlink()
 
 
 def _example(model: MobileNet, resolution: int, batch: int = 2) -> Tensor:
@@ -118,47 +92,3 @@ def export_program(model: MobileNet, path: str | Path, resolution: int = 224) ->
     with atomic_path(path, ".pt2") as tmp:
         torch.export.save(program, str(tmp))
     return Path(path)
-
-
-@dataclass(frozen=True)
-class Verification:
-    inputs: str  # which inputs were compared
-    images: int
-    max_abs_diff: float
-    tolerance: float
-    top1_agreement: float
-
-    @property
-    def ok(self) -> bool:
-        return self.max_abs_diff <= self.tolerance
-
-    def line(self) -> str:
-        verdict = "OK" if self.ok else "FAILED"
-        return (
-            f"{verdict}: {self.inputs} ({self.images} images): max |export - torch| = {self.max_abs_diff:.2e} "
-            f"(tolerance {self.tolerance:.0e}), top-1 agreement {self.top1_agreement:.1%}"
-        )
-
-
-def compare_outputs(reference: Tensor, outputs: np.ndarray, inputs: str, tolerance: float = 1e-4) -> Verification:
-    ref = reference.detach().float().numpy()
-    diff = float(np.abs(outputs - ref).max())
-    agree = float((outputs.argmax(1) == ref.argmax(1)).mean())
-    return Verification(inputs, ref.shape[0], diff, tolerance, agree)
-
-
-def verify_onnx(
-    model: MobileNet, path: str | Path, batches: dict[str, Tensor], *, tolerance: float = 1e-4, threads: int = 0
-) -> list[Verification]:
-    """Run the ONNX file in onnxruntime on each named batch and compare with PyTorch eager."""
-    from mobilenet.engines import onnxruntime_session
-
-    session = onnxruntime_session(path, threads=threads)
-    results = []
-    model = model.eval()
-    for name, x in batches.items():
-        with torch.no_grad():
-            ref = model(x)
-        out = session.run(None, {INPUT_NAME: x.numpy()})[0]
-        results.append(compare_outputs(ref, out, name, tolerance))
-    return results

@@ -18,86 +18,11 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from mobilenet import distributed
-from mobilenet.config import ModelConfig
-from mobilenet.data import DataConfig, Split
+from mobilenet.config import TrainConfig
+from mobilenet.data.splits import Split
+from mobilenet.train import distributed
 
 log = logging.getLogger("mobilenet")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 64
-    optimizer: str = "sgd"  # sgd (Nesterov momentum) | rmsprop (TF-style, the papers')
-    lr: float = 0.1
-    lr_batch: int = 64  # lr is for this batch size; it scales linearly with batch_size
-    momentum: float = 0.9
-    weight_decay: float = 4e-5  # on conv and linear weights, not on BN or biases
-    schedule: str = "cosine"  # cosine | exponential
-    lr_decay: float = 0.98  # per epoch, for the exponential schedule
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.0
-    ema_decay: float = 0.0  # 0 disables the exponential moving average of weights
-    precision: str = "auto"  # auto (bf16 where fast) | fp32 | bf16
-    channels_last: bool = True
-    seed: int = 0
-    device: str = "auto"
-    init: str = ""  # converted pretrained weights (.safetensors) to start from; the classifier is new
-    freeze_backbone: bool = False  # with init: train the classifier only
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "optimizer": self.optimizer in ("sgd", "rmsprop"),
-            "schedule": self.schedule in ("cosine", "exponential"),
-            "precision": self.precision in ("auto", "fp32", "bf16"),
-            "label_smoothing": 0 <= self.label_smoothing < 1,
-            "ema_decay": 0 <= self.ema_decay < 1,
-            "warmup_epochs": self.warmup_epochs >= 0,
-            "freeze_backbone": not self.freeze_backbone or bool(self.init),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad == ["freeze_backbone"]:
-            raise ValueError("freeze_backbone needs init: pretrained weights to freeze (--init WEIGHTS)")
-        if bad:
-            raise ValueError(f"invalid {bad[0]}: {getattr(self, bad[0])!r}")
-
-    @property
-    def scaled_lr(self) -> float:
-        return self.lr * self.batch_size / self.lr_batch
-
-
-@dataclass(frozen=True)
-class Recipe:
-    model: ModelConfig
-    data: DataConfig
-    train: TrainConfig
-
-
-RECIPES: dict[str, Recipe] = {
-    "digits": Recipe(ModelConfig(width=0.5, num_classes=10, cifar=True), DataConfig("digits"), TrainConfig()),
-    "cifar": Recipe(
-        ModelConfig(num_classes=10, cifar=True),
-        DataConfig("cifar10"),
-        TrainConfig(epochs=200, batch_size=128, lr=0.1, lr_batch=128),
-    ),
-    "paper": Recipe(
-        ModelConfig(),
-        DataConfig("imagefolder"),
-        TrainConfig(
-            epochs=300,
-            batch_size=96,
-            optimizer="rmsprop",
-            lr=0.045,
-            lr_batch=96,
-            schedule="exponential",
-            warmup_epochs=0.0,
-        ),
-    ),
-}
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:

@@ -19,19 +19,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from mobilenet import distributed
-from mobilenet.checkpoint import load_checkpoint, new_run_dir, save_atomic
-from mobilenet.config import ModelConfig
-from mobilenet.data import DataConfig, Split, load_splits
+from mobilenet.checkpoint import Checkpoint, TrainingState, check_class_count
+from mobilenet.config import GRAPH_FIELDS, DataConfig, ModelConfig, TrainConfig, resolve_recipe
+from mobilenet.data.splits import Split, load_splits
+from mobilenet.files import BEST, LAST, new_run_dir
 from mobilenet.models import MobileNet, build_model
-from mobilenet.plots import plot_curves
-from mobilenet.train import TrainConfig, evaluate, make_optimizer, train_one_epoch, use_bf16
+from mobilenet.train import distributed
+from mobilenet.train.loop import evaluate, make_optimizer, train_one_epoch, use_bf16
+from mobilenet.train.plots import plot_curves
 
 log = logging.getLogger("mobilenet")
-
-
-def _configs_from(ckpt: dict[str, Any]) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    return ModelConfig(**ckpt["model_config"]), DataConfig(**ckpt["data_config"]), TrainConfig(**ckpt["train_config"])
 
 
 def _choose_run_dir(ctx: distributed.Context, out: str | None, resume: str | None, stem: str) -> Path:
@@ -61,8 +58,14 @@ def _pretrained(
     mean, std = tuple(json.loads(meta["mean"])), tuple(json.loads(meta["std"]))
     for split in splits:
         split.mean, split.std = mean, std
-    log.info("starting from %s (%s weights: %s width %g, %s)", path, meta.get("source", "converted"),
-             model.config.arch, model.config.width, meta.get("preprocessing", ""))  # fmt: skip
+    log.info(
+        "starting from %s (%s weights: %s width %g, %s)",
+        path,
+        meta.get("source", "converted"),
+        model.config.arch,
+        model.config.width,
+        meta.get("preprocessing", ""),
+    )
     return model.train(), model.config
 
 
@@ -88,9 +91,9 @@ def fit(
 
     The classifier gets as many outputs as the data has classes; `num_classes`, if given, must agree.
     """
-    ckpt = load_checkpoint(Path(resume) / "last.pt") if resume else None
+    ckpt = Checkpoint.load(Path(resume) / LAST) if resume else None
     if ckpt is not None:
-        model_cfg, data_cfg, train_cfg = _configs_from(ckpt)
+        model_cfg, data_cfg, train_cfg = ckpt.model_config, ckpt.data_config, ckpt.train_config
     ctx = distributed.setup(train_cfg.device)
     try:
         return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt, num_classes)
@@ -105,16 +108,16 @@ def _fit(
     cfg: TrainConfig,
     out: str | None,
     resume: str | None,
-    ckpt: dict[str, Any] | None,
+    ckpt: Checkpoint | None,
     num_classes: int | None = None,
 ) -> dict[str, Any]:
     train, test = load_splits(data_cfg)
-    if num_classes is not None and num_classes != len(train.classes):
-        raise ValueError(f"num_classes is {num_classes}, but {data_cfg.dataset} has {len(train.classes)} classes")
+    if num_classes is not None:
+        check_class_count(num_classes, len(train.classes), data_cfg.dataset)
     if ckpt is None:
         model_cfg = dataclasses.replace(model_cfg, num_classes=len(train.classes))
-    elif ckpt["classes"] != train.classes:
-        raise ValueError(f"the checkpoint's classes {ckpt['classes'][:5]}... differ from the data's")
+    else:
+        ckpt.check_classes(train.classes, data_cfg.dataset)
     run_dir = _choose_run_dir(ctx, out, resume, f"{data_cfg.dataset}-{model_cfg.arch}")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
     model: MobileNet
@@ -124,7 +127,7 @@ def _fit(
         model = build_model(model_cfg)
         if ckpt is not None:  # the normalisation the run started with (pretrained weights bring their own)
             for split in (train, test):
-                split.mean, split.std = tuple(ckpt["mean"]), tuple(ckpt["std"])
+                split.mean, split.std = ckpt.mean, ckpt.std
     if cfg.freeze_backbone:
         model.freeze_backbone()
     model = model.to(ctx.device)
@@ -137,12 +140,17 @@ def _fit(
     rows: list[dict[str, Any]] = []
     best, start = 0.0, 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["raw_model"] if "raw_model" in ckpt else ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt.training
+        if state is None:
+            raise ValueError(f"{ckpt.path} holds no optimizer state, so it cannot be resumed")
+        model.load_state_dict(state.raw_model if state.raw_model is not None else ckpt.weights)
+        optimizer.load_state_dict(state.optimizer)
         if ema is not None:
-            ema.load_state_dict(ckpt["ema"])
-        torch.set_rng_state(ckpt["rng"])
-        rows, best, start = list(ckpt["history"]), float(ckpt["best_acc"]), int(ckpt["epoch"])
+            if state.ema is None:
+                raise ValueError(f"{ckpt.path} was trained without EMA, so it cannot resume with it")
+            ema.load_state_dict(state.ema)
+        torch.set_rng_state(state.rng)
+        rows, best, start = list(ckpt.history), ckpt.best_acc, ckpt.epoch
     trained: nn.Module = DistributedDataParallel(model) if ctx.world > 1 else model
     bf16 = use_bf16(cfg.precision, ctx.device)
     if ctx.is_main:
@@ -188,29 +196,55 @@ def _fit(
                 f" | test loss {result.loss:.4f} top-1 {result.top1:.2%} top-5 {result.top5:.2%}"
                 f" | {stats['images_per_s']:.0f} img/s"
             )
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "epoch": epoch + 1,
-                "best_acc": best,
-                "history": rows,
-                "rng": torch.get_rng_state(),
-                "model_config": dataclasses.asdict(model_cfg),
-                "data_config": dataclasses.asdict(data_cfg),
-                "train_config": dataclasses.asdict(cfg),
-                "classes": train.classes,
-                "mean": list(train.mean),
-                "std": list(train.std),
-                "resolution": train.resolution,
-            }
-            if ema is not None:  # what was scored is what a user should deploy
-                state["model"] = ema.module.state_dict()
-                state["raw_model"] = model.state_dict()
-            save_atomic(state, run_dir / "last.pt")
+            saved = Checkpoint(
+                weights=(ema.module if ema is not None else model).state_dict(),  # deploy what was scored
+                model_config=model_cfg,
+                data_config=data_cfg,
+                train_config=cfg,
+                classes=train.classes,
+                mean=tuple(train.mean),
+                std=tuple(train.std),
+                resolution=train.resolution,
+                epoch=epoch + 1,
+                best_acc=best,
+                history=rows,
+                training=TrainingState(
+                    optimizer=optimizer.state_dict(),
+                    rng=torch.get_rng_state(),
+                    ema=ema.state_dict() if ema is not None else None,
+                    raw_model=model.state_dict() if ema is not None else None,
+                ),
+            )
+            saved.save(run_dir / LAST)
             if improved:
-                save_atomic(state, run_dir / "best.pt")
+                saved.save(run_dir / BEST)
             _write_metrics(run_dir, rows)
     if ctx.is_main:
         log.info("best test top-1 %.2f%%; checkpoints, metrics and curves in %s", 100 * best, run_dir)
     return {"run_dir": str(run_dir), "best_acc": best, "final": rows[-1] if rows else {}}
+
+
+def train_run(
+    recipe: str = "digits",
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    out: str | None = None,
+    resume: str | None = None,
+    num_classes: int | None = None,
+) -> dict[str, Any]:
+    """`mobilenet train`: a recipe, then a config file, then `overrides` (flags); or resume a run as saved."""
+    given = sorted(k for k, v in (overrides or {}).items() if v is not None)
+    if resume:
+        if out:
+            raise ValueError("--resume continues the run in its own directory; drop --out")
+        if given or config_file or num_classes is not None:
+            first = given[0] if given else "config" if config_file else "num_classes"
+            raise ValueError(f"--resume continues with the run's saved configs; drop --{first.replace('_', '-')}")
+        return fit(ModelConfig(), DataConfig(), TrainConfig(), resume=resume)
+    if (overrides or {}).get("init"):
+        fixed = [k for k in GRAPH_FIELDS if k in given]
+        if fixed:
+            raise ValueError(f"--init weights fix the architecture; drop --{fixed[0].replace('_', '-')}")
+    configs = resolve_recipe(recipe, config_file, overrides)
+    return fit(configs.model, configs.data, configs.train, out=out, num_classes=num_classes)

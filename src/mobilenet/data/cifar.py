@@ -40,19 +40,50 @@ class CifarLayout:
 
 LAYOUTS: dict[str, tuple[CifarLayout, CifarLayout]] = {
     "cifar10": (
-        CifarLayout("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", "cifar-10-batches-bin",
-                    tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin", 1, "batches.meta.txt"),
-        CifarLayout("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py",
-                    tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", 0, "batches.meta",
-                    "label_names", "labels"),
+        CifarLayout(
+            "cifar-10-binary.tar.gz",
+            "c32a1d4ab5d03f1284b67883e8d87530",
+            "cifar-10-batches-bin",
+            tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+            "test_batch.bin",
+            1,
+            "batches.meta.txt",
+        ),
+        CifarLayout(
+            "cifar-10-python.tar.gz",
+            "c58f30108f718f92721af3b95e74349a",
+            "cifar-10-batches-py",
+            tuple(f"data_batch_{i}" for i in range(1, 6)),
+            "test_batch",
+            0,
+            "batches.meta",
+            "label_names",
+            "labels",
+        ),
     ),
     "cifar100": (
-        CifarLayout("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8", "cifar-100-binary",
-                    ("train.bin",), "test.bin", 2, "fine_label_names.txt"),
-        CifarLayout("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python",
-                    ("train",), "test", 0, "meta", "fine_label_names", "fine_labels"),
+        CifarLayout(
+            "cifar-100-binary.tar.gz",
+            "03b5dce01913d631647c71ecec9e9cb8",
+            "cifar-100-binary",
+            ("train.bin",),
+            "test.bin",
+            2,
+            "fine_label_names.txt",
+        ),
+        CifarLayout(
+            "cifar-100-python.tar.gz",
+            "eb9058c3a382ffc7106e4002c42a8d85",
+            "cifar-100-python",
+            ("train",),
+            "test",
+            0,
+            "meta",
+            "fine_label_names",
+            "fine_labels",
+        ),
     ),
-}  # fmt: skip
+}
 
 DEFAULT_DIR = Path(os.environ.get("MOBILENET_DATA", Path.home() / ".cache" / "mobilenet"))
 

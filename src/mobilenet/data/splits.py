@@ -12,29 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from mobilenet import transforms as T
-from mobilenet.cifar import load_cifar
-
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "digits"
-    data_dir: str | None = None  # CIFAR: archive or extracted folder (downloaded here if absent); ImageFolder root
-    resolution: int = 0  # 0: the dataset's native side (32 for digits and CIFAR, 224 for ImageFolder)
-    download: bool = True
-    workers: int = 2  # ImageFolder decoding processes
-
-    def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of: {', '.join(DATASETS)}")
-        if self.resolution < 0 or self.workers < 0:
-            raise ValueError(f"resolution and workers must be >= 0, got {self.resolution}, {self.workers}")
+from mobilenet.config import DataConfig
+from mobilenet.data import transforms as T
+from mobilenet.data.cifar import load_cifar
+from mobilenet.data.images import IMAGE_EXTENSIONS, open_image
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -149,16 +132,6 @@ def _scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str
             raise ValueError(f"class folder {folder} has no images")
         samples += [(path, index) for path in files]
     return classes, samples
-
-
-def open_image(path: Path) -> Image.Image:
-    """Decode an image file fully, or raise ValueError naming it."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot decode image {path}: {err}") from None
 
 
 class _FolderDataset(torch.utils.data.Dataset[tuple[Tensor, int]]):

@@ -1,0 +1,180 @@
+"""`predict`, `export`, `quantize`, `bench`: parse, call one deployment function, print its report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from mobilenet.config import ARCHS
+
+if TYPE_CHECKING:
+    from mobilenet.checkpoint import Expected
+
+
+def _expected(args: argparse.Namespace) -> Expected:
+    from mobilenet.checkpoint import Expected
+
+    return Expected(args.arch, args.width, args.num_classes)
+
+
+def _add_expected(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", choices=ARCHS, help="fail unless the checkpoint is this architecture")
+    p.add_argument("--width", type=float, help="fail unless the checkpoint has this width")
+    p.add_argument("--num-classes", type=int, help="fail unless the checkpoint has this many classes")
+
+
+def predict(args: argparse.Namespace) -> str:
+    from mobilenet.deploy.predict import predict as run_predict
+
+    source = args.checkpoint or args.weights
+    if not source:
+        raise ValueError("give --checkpoint RUN_OR_CKPT or --weights FILE.safetensors")
+    predictions = run_predict(source, args.images, args.top_k, splits=args.split, resolution=args.resolution)
+    if args.json:
+        return json.dumps([p.__dict__ for p in predictions], indent=2)
+    lines = []
+    for p in predictions:
+        ranked = ", ".join(f"{label} {prob:.1%}" for label, prob in zip(p.labels, p.probabilities, strict=True))
+        lines.append(f"{p.path}: {ranked}")
+    return "\n".join(lines)
+
+
+def export(args: argparse.Namespace) -> str:
+    from mobilenet.deploy.verify import export_checkpoint
+
+    result = export_checkpoint(
+        args.checkpoint, args.output, fmt=args.format, resolution=args.resolution, expect=_expected(args)
+    )
+    return result.text()
+
+
+def quantize(args: argparse.Namespace) -> str:
+    from mobilenet.config import DataConfig
+    from mobilenet.deploy.quantize import quantize_checkpoint
+
+    data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
+    report = quantize_checkpoint(
+        args.checkpoint,
+        args.output,
+        data=data,
+        calibration=args.calibration,
+        qat_epochs=args.qat_epochs,
+        threads=args.threads,
+        engine=args.engine,
+        expect=_expected(args),
+    )
+    return report.text()
+
+
+def bench(args: argparse.Namespace) -> str:
+    from mobilenet.checkpoint import Expected
+    from mobilenet.config import ModelConfig
+    from mobilenet.deploy.bench import BenchOptions
+    from mobilenet.deploy.bench import bench as run_bench
+    from mobilenet.deploy.bench_report import report_data, report_text
+
+    expect = Expected(args.arch, args.width, args.num_classes) if args.checkpoint else Expected()
+    model = ModelConfig(
+        arch=args.arch or "mobilenet_v2",
+        width=args.width or 1.0,
+        num_classes=args.num_classes or 1000,
+        cifar=args.cifar,
+    )
+    options = BenchOptions(
+        checkpoint=args.checkpoint,
+        model=model,
+        resolution=args.resolution,
+        batches=tuple(args.batch),
+        threads=args.threads,
+        runs=args.runs,
+        splits=tuple(args.split or ()),
+        engines=tuple(args.engine),
+        precisions=tuple(args.precision),
+        peers=args.peers,
+    )
+    report = run_bench(options, expect=expect, progress=lambda m: print(f"timing {m}", file=sys.stderr))
+    return json.dumps(report_data(report), indent=2) if args.json else report_text(report, args.reference)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="top-k labels with probabilities for image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", help="a .pt file or a run directory")
+    which.add_argument("--weights", help="converted pretrained weights (.safetensors from `mobilenet convert`)")
+    p.add_argument("--resolution", type=int, help="input side (default: the training side; 224 for --weights)")
+    p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--split",
+        type=int,
+        metavar="T",
+        help="memory-efficient inference: compute each expanded tensor in T channel groups",
+    )
+    p.set_defaults(run=predict)
+
+    p = sub.add_parser("export", help="ONNX (BN folded, verified in onnxruntime) or torch.export program")
+    p.add_argument("checkpoint", help="a .pt file or a run directory")
+    p.add_argument("--format", default="onnx", choices=("onnx", "torch-export"), help="file type (default onnx)")
+    p.add_argument("-o", "--output", help="output file (default: model.onnx / model.pt2 beside the checkpoint)")
+    p.add_argument("--resolution", type=int, help="input side (default: the checkpoint's training resolution)")
+    _add_expected(p)
+    p.set_defaults(run=export)
+
+    p = sub.add_parser("quantize", help="int8 static quantization (QDQ ONNX), accuracy and size change")
+    p.add_argument("checkpoint", help="a .pt file or a run directory")
+    p.add_argument("-o", "--output", help="output directory (default: deploy/ beside the checkpoint)")
+    p.add_argument("--calibration", type=int, default=256, help="training images to calibrate on (default 256)")
+    p.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=0,
+        help="quantization-aware fine-tuning epochs before calibration (default 0: plain PTQ)",
+    )
+    p.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
+    p.add_argument("--data-dir", help="the data set's folder or archive (default: the checkpoint's)")
+    p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "none"),
+        help="auto: time every installed engine and precision, pick the fastest accurate one",
+    )
+    _add_expected(p)
+    p.set_defaults(run=quantize)
+
+    p = sub.add_parser("bench", help="latency, images/s and peak memory of our paths vs the peers, same run")
+    p.add_argument("--checkpoint", help="a .pt file or run directory (default: random weights from the flags)")
+    p.add_argument("--arch", choices=ARCHS, help="architecture (default mobilenet_v2; with --checkpoint: a check)")
+    p.add_argument("--width", type=float, help="width multiplier (default 1.0; with --checkpoint: a check)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default 1000; with --checkpoint: a check)")
+    p.add_argument("--cifar", action="store_true", help="CIFAR variant of the random-weight model")
+    p.add_argument("--resolution", type=int, help="default 224, or the checkpoint's training resolution")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
+    p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per path (at least 1 s of them)")
+    p.add_argument("--split", type=int, nargs="+", metavar="T", help="also time split inference with these T")
+    p.add_argument(
+        "--engine",
+        nargs="+",
+        default=["torch", "onnxruntime", "openvino"],
+        choices=("torch", "onnxruntime", "openvino"),
+        help="our paths to time (default: all installed)",
+    )
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32", "int8", "bf16"],
+        choices=("fp32", "int8", "bf16"),
+        help="engine precisions (bf16 only on OpenVINO, where the CPU has AVX512-BF16 or AMX)",
+    )
+    p.add_argument(
+        "--reference",
+        default="torchvision -> onnxruntime fp32",
+        help="the path every ratio is taken against (default: torchvision -> onnxruntime fp32)",
+    )
+    p.add_argument("--no-peers", dest="peers", action="store_false", help="skip the peer paths")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=bench)

@@ -1,0 +1,1 @@
+"""Data: the bundled digits, CIFAR-10/100 archives, ImageFolder trees, image decoding and augmentation."""

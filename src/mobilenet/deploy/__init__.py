@@ -1,0 +1,1 @@
+"""Deployment: export and verification, int8 quantization, inference engines, split inference, predict, bench."""

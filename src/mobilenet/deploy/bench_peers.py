@@ -1,0 +1,70 @@
+"""The peers' inference paths for `mobilenet bench`: their own models, run the way their users run them,
+through the same engines and settings as ours. A peer that is not installed is skipped with a note."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mobilenet.deploy.bench import BenchPath, engine_runner, random_calibration, to_numpy
+
+
+def torchvision_path(num_classes: int, width: float, notes: list[str]) -> BenchPath | None:
+    """torchvision's mobilenet_v2 eager, as its users run it (NCHW, BN unfolded); None if not installed."""
+    from mobilenet.peers import import_peer
+
+    try:
+        tv = import_peer("torchvision")
+    except ImportError as err:
+        notes.append(f"torchvision skipped: {err}")
+        return None
+    peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
+
+    def run(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return peer(x.contiguous())
+
+    return BenchPath("torchvision mobilenet_v2 eager", False, run)
+
+
+def torchvision_onnx_paths(
+    num_classes: int, width: float, resolution: int, workdir: Path, notes: list[str], *, threads: int = 2
+) -> list[BenchPath]:
+    """The usual peer deployment: torchvision's model -> torch.onnx.export -> onnxruntime, fp32 and int8
+    (onnxruntime's own static QDQ quantizer, per-channel, the same calibration as ours)."""
+    from mobilenet.deploy import engines as eng
+    from mobilenet.deploy.export import onnx_export
+    from mobilenet.deploy.quantize import quantize_onnx
+    from mobilenet.peers import import_peer
+
+    if "onnxruntime" not in eng.available():
+        notes.append("torchvision -> onnxruntime skipped: onnxruntime not installed")
+        return []
+    try:
+        tv = import_peer("torchvision")
+    except ImportError as err:
+        notes.append(f"torchvision -> onnxruntime skipped: {err}")
+        return []
+    peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
+    fp32 = onnx_export(peer, workdir / "torchvision.onnx", torch.randn(1, 3, resolution, resolution))
+    int8 = quantize_onnx(fp32, workdir / "torchvision.int8.onnx", random_calibration(resolution))
+    return [
+        BenchPath(
+            "torchvision -> onnxruntime fp32",
+            False,
+            engine_runner(fp32, "onnxruntime", "fp32", threads),
+            False,
+            to_numpy,
+            (fp32, "onnxruntime", "fp32"),
+        ),
+        BenchPath(
+            "torchvision -> onnxruntime int8",
+            False,
+            engine_runner(int8, "onnxruntime", "int8", threads),
+            False,
+            to_numpy,
+            (int8, "onnxruntime", "int8"),
+        ),
+    ]

@@ -1,0 +1,84 @@
+"""Classify image files with a trained checkpoint or converted pretrained weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from mobilenet.checkpoint import Checkpoint
+from mobilenet.data import transforms as T
+from mobilenet.data.images import open_image
+from mobilenet.deploy.split import SplitInference
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    labels: list[str]
+    probabilities: list[float]
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A model with what its inputs need: classes, input side, crop rule and normalisation."""
+
+    model: torch.nn.Module
+    classes: list[str]
+    size: int
+    crop: bool  # resize + centre crop (ImageNet style), or resize the whole image (digits, CIFAR)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def load_predictor(path: str | Path, resolution: int | None = None) -> Predictor:
+    """From a training checkpoint (run dir or .pt), or from converted weights (.safetensors)."""
+    if Path(path).suffix == ".safetensors":
+        from mobilenet.weights import class_names, load_pretrained
+
+        model, meta = load_pretrained(path)
+        names = class_names(meta, model.config.num_classes)
+        mean, std = tuple(json.loads(meta["mean"])), tuple(json.loads(meta["std"]))
+        return Predictor(model, names, resolution or 224, True, mean, std)
+    ckpt = Checkpoint.load(path)
+    crop = ckpt.data_config.dataset == "imagefolder"
+    return Predictor(ckpt.build_model(), ckpt.classes, resolution or ckpt.resolution, crop, ckpt.mean, ckpt.std)
+
+
+@torch.no_grad()
+def predict(
+    path: str | Path,
+    images: list[str | Path],
+    top_k: int = 5,
+    *,
+    splits: int | None = None,
+    resolution: int | None = None,
+) -> list[Prediction]:
+    """Top-k classes for each image file, preprocessed the way the model's training data was.
+
+    `path`: a training checkpoint or run directory, or converted pretrained weights (.safetensors).
+    `splits`: run the memory-efficient executor (`SplitInference`) with that many groups per block.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    p = load_predictor(path, resolution)
+    model = SplitInference(p.model, splits) if splits is not None else p.model  # type: ignore[arg-type]
+    tensors = []
+    for image_path in images:
+        image = open_image(Path(image_path))
+        if p.crop:
+            image = T.resize_center_crop(image, p.size)
+        else:  # digits and CIFAR were trained on whole images at their native side
+            image = image.resize((p.size, p.size), Image.Resampling.BILINEAR)
+        tensors.append(T.pil_to_tensor(image))
+    batch = T.normalize(torch.stack(tensors), p.mean, p.std)
+    probs = model(batch).softmax(1)
+    k = min(top_k, probs.shape[1])
+    top = probs.topk(k, dim=1)
+    return [
+        Prediction(str(path_), [p.classes[i] for i in idx.tolist()], val.tolist())
+        for path_, idx, val in zip(images, top.indices, top.values, strict=True)
+    ]

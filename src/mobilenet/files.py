@@ -1,0 +1,92 @@
+"""Files and run directories: atomic writes, the run-directory layout, the overwrite guard. No torch import.
+
+A run directory is what `mobilenet train` writes: `last.pt`, `best.pt`, `config.json`, `metrics.csv`,
+`curves.png`, and beside them the outputs of later commands (`eval/`, `deploy/`, `model.onnx`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` if the block succeeds, else delete it.
+
+    A crash at any moment leaves either the old file or the new one, never a torn mix. `suffix` is kept
+    on the temporary name for writers that choose a format by extension.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{target} is a directory; give a file name")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {target}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {target}: directory {parent} is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:  # on disk before the rename, so a power cut cannot publish a torn file
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        for extra in parent.glob(f"{Path(tmp).name}*"):  # side files some writers add (ONNX external data)
+            extra.unlink()
+
+
+def refuse_overwrite(path: str | Path, force: bool = False, *, flag: str = "--force") -> Path:
+    """`path`, unless a file is already there and `force` is off: a user's file is never replaced silently."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise ValueError(f"{target} already exists; pass {flag} to replace it, or choose another output")
+    return target
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint a user means: a run directory stands for its `last.pt`."""
+    path = Path(path)
+    return path / LAST if path.is_dir() else path
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run directory a checkpoint path or run directory belongs to."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+def beside(checkpoint: str | Path, name: str) -> Path:
+    """Where a later command writes its outputs for a run (e.g. `eval`, `deploy`, `model.onnx`)."""
+    return run_dir_of(checkpoint) / name
+
+
+def new_run_dir(out: str | None, stem: str, root: str | Path = "runs") -> Path:
+    """`out` if given and absent or empty; else the first free runs/<stem>, <stem>-2, ... Never an existing run."""
+    if out:
+        path = Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ValueError(
+                f"run directory {path} already exists and is not empty: pass --resume {path} to continue it, "
+                "or choose another --out"
+            )
+    else:
+        path, n = Path(root) / stem, 2
+        while path.exists():
+            path, n = Path(root) / f"{stem}-{n}", n + 1
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write to run directory {path}: {err.strerror}") from None
+    return path

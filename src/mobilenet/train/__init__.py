@@ -1,0 +1,1 @@
+"""Training: the epoch loop and optimizers, a whole run with checkpoints and resume, distributed setup, plots."""
