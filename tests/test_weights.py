@@ -429,6 +429,13 @@ def test_cli_convert_finetune_predict_export(tmp_path: Path, capsys: pytest.Capt
     assert ckpt["mean"] == [0.485, 0.456, 0.406]  # the weights' own normalisation
     assert main(["convert", str(run), "--to", "torchvision", "-o", str(tmp_path / "back.pth")]) == 0
     assert "in the torchvision layout" in capsys.readouterr().out
+    before = (tmp_path / "back.pth").read_bytes()
+    assert main(["convert", str(run), "--to", "timm", "-o", str(tmp_path / "back.pth")]) == 2
+    assert "back.pth already exists; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "back.pth").read_bytes() == before  # the user's file is untouched
+    assert main(["convert", str(weights), "--from", "torchvision", "-o", str(tmp_path / "back.pth")]) == 2
+    assert main(["convert", str(run), "--to", "torchvision", "-o", str(tmp_path / "back.pth"), "--force"]) == 0
+    capsys.readouterr()
     back = torch.load(tmp_path / "back.pth", weights_only=True)
     assert torch.equal(back["features.6.conv.0.0.weight"], ckpt["model"]["blocks.5.expand.conv.weight"])
 

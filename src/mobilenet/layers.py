@@ -94,6 +94,15 @@ class DepthwiseSeparable(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
+def _check_residual(use_residual: bool, stride: int, in_channels: int, out_channels: int) -> None:
+    """A skip connection adds the input to the output, so both must have the same shape."""
+    if use_residual and (stride != 1 or in_channels != out_channels):
+        raise ValueError(
+            f"a residual needs stride 1 and in == out channels, got stride={stride}, "
+            f"in_channels={in_channels}, out_channels={out_channels}"
+        )
+
+
 class InvertedResidual(nn.Module):
     """V2 block: narrow -> wide (expand) -> depthwise -> narrow (project), skip between the narrow ends.
 
@@ -113,11 +122,7 @@ class InvertedResidual(nn.Module):
         padding: str = "symmetric",
     ) -> None:
         super().__init__()
-        if use_residual and (stride != 1 or in_channels != out_channels):
-            raise ValueError(
-                f"a residual needs stride 1 and in == out channels, got stride={stride}, "
-                f"in_channels={in_channels}, out_channels={out_channels}"
-            )
+        _check_residual(use_residual, stride, in_channels, out_channels)
         self.use_residual = use_residual
         self.expand = (
             nn.Identity()
@@ -161,11 +166,7 @@ class ClassicBottleneck(nn.Module):
         padding: str = "symmetric",
     ) -> None:
         super().__init__()
-        if use_residual and (stride != 1 or in_channels != out_channels):
-            raise ValueError(
-                f"a residual needs stride 1 and in == out channels, got stride={stride}, "
-                f"in_channels={in_channels}, out_channels={out_channels}"
-            )
+        _check_residual(use_residual, stride, in_channels, out_channels)
         self.use_residual = use_residual
         self.reduce = ConvBNAct(in_channels, hidden_channels, 1, activation=activation)
         self.depthwise = ConvBNAct(

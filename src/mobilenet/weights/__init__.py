@@ -123,8 +123,8 @@ def convert_from_peer(
     out = Path(output or Path(src).with_suffix(".safetensors"))
     if out.resolve() == Path(src).resolve():
         raise ValueError(f"refusing to overwrite the source file {out}: pass -o")
-    refuse_overwrite(out, force)
     converted = convert_file(src, source, arch=arch, width=width, background=background, padding=padding)
+    refuse_overwrite(out, force)
     save_weights(converted, out)
     c = converted.config
     head = "no classifier" if "classifier" in converted.metadata else f"{c.num_classes} classes"
