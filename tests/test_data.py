@@ -156,9 +156,11 @@ def test_cifar100_python_layout_and_safe_unpickling(tmp_path: Path) -> None:
 
     (folder / "train").write_bytes(pickle.dumps(batch(6)))
     (folder / "test").write_bytes(pickle.dumps(batch(2)))
-    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [f"c{i}" for i in range(100)]}))
+    # Python 3 re-pickles of the meta file hold the names as bytes: they must read as text, not "b'c0'"
+    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]}))
     train, test = load_splits(DataConfig("cifar100", str(tmp_path), download=False))
     assert (len(train), len(test), len(train.classes)) == (6, 2, 100) and int(train.labels[0]) == 3
+    assert train.classes[:2] == ["c0", "c1"]
 
     class Exploit:
         def __reduce__(self) -> tuple[object, tuple[str]]:

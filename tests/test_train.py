@@ -35,9 +35,11 @@ def _cli(*args: str) -> list[str]:
 def test_paper_recipe_is_the_papers() -> None:
     cfg = RECIPES["paper"].train
     assert (cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.batch_size) == ("rmsprop", 0.9, 4e-5, 96)
-    assert cfg.scaled_lr == pytest.approx(0.045)
+    assert cfg.scaled_lr() == pytest.approx(0.045) and cfg.scaled_lr(world=2) == pytest.approx(0.09)
+    assert not cfg.decay_depthwise and cfg.rmsprop_eps == 1.0  # TF-Slim's trainer and MobileNet scopes
+    assert RECIPES["cifar"].train.weight_decay == 5e-4  # kuangliu/pytorch-cifar
     assert lr_factor(cfg, 0.5) == 1.0 and lr_factor(cfg, 3.2) == pytest.approx(0.98**3)
-    assert TrainConfig(lr=0.045, lr_batch=96, batch_size=192).scaled_lr == pytest.approx(0.09)  # linear scaling
+    assert TrainConfig(lr=0.045, lr_batch=96, batch_size=192).scaled_lr() == pytest.approx(0.09)  # linear scaling
     cifar = RECIPES["cifar"]
     assert cifar.model.cifar and cifar.train.batch_size == 128 and cifar.train.optimizer == "sgd"
     cosine = TrainConfig(epochs=10, warmup_epochs=1)

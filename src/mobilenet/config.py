@@ -118,9 +118,11 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "sgd"  # sgd (Nesterov momentum) | rmsprop (TF-style, the papers')
     lr: float = 0.1
-    lr_batch: int = 64  # lr is for this batch size; it scales linearly with batch_size
+    lr_batch: int = 64  # lr is for this global batch size; it scales linearly with batch_size x processes
     momentum: float = 0.9
     weight_decay: float = 4e-5  # on conv and linear weights, not on BN or biases
+    decay_depthwise: bool = True  # also decay depthwise weights (TF-Slim's MobileNet scopes do not)
+    rmsprop_eps: float = 1.0  # inside the square root, as TensorFlow's RMSProp (TF-Slim's opt_epsilon)
     schedule: str = "cosine"  # cosine | exponential
     lr_decay: float = 0.98  # per epoch, for the exponential schedule
     warmup_epochs: float = 1.0
@@ -132,6 +134,7 @@ class TrainConfig:
     device: str = "auto"
     init: str = ""  # converted pretrained weights (.safetensors) to start from; the classifier is new
     freeze_backbone: bool = False  # with init: train the classifier only
+    threads: int = 0  # CPU threads per process; 0: the cores this process may use, shared among local ranks
 
     def __post_init__(self) -> None:
         checks = {
@@ -144,6 +147,9 @@ class TrainConfig:
             "label_smoothing": 0 <= self.label_smoothing < 1,
             "ema_decay": 0 <= self.ema_decay < 1,
             "warmup_epochs": self.warmup_epochs >= 0,
+            "rmsprop_eps": self.rmsprop_eps > 0,
+            "threads": self.threads >= 0,
+            "lr_batch": self.lr_batch >= 1,
             "freeze_backbone": not self.freeze_backbone or bool(self.init),
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -152,9 +158,9 @@ class TrainConfig:
         if bad:
             raise ValueError(f"invalid {bad[0]}: {getattr(self, bad[0])!r}")
 
-    @property
-    def scaled_lr(self) -> float:
-        return self.lr * self.batch_size / self.lr_batch
+    def scaled_lr(self, world: int = 1) -> float:
+        """The learning rate for the global batch: `batch_size` images on each of `world` processes."""
+        return self.lr * self.batch_size * world / self.lr_batch
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,8 @@ RECIPES: dict[str, Recipe] = {
     "cifar": Recipe(
         ModelConfig(num_classes=10, cifar=True),
         DataConfig("cifar10"),
-        TrainConfig(epochs=200, batch_size=128, lr=0.1, lr_batch=128),
+        # kuangliu/pytorch-cifar: SGD 0.1, momentum 0.9, weight decay 5e-4 on every weight, cosine, 200 epochs
+        TrainConfig(epochs=200, batch_size=128, lr=0.1, lr_batch=128, weight_decay=5e-4),
     ),
     "paper": Recipe(
         ModelConfig(),
@@ -186,6 +193,7 @@ RECIPES: dict[str, Recipe] = {
             lr_batch=96,
             schedule="exponential",
             warmup_epochs=0.0,
+            decay_depthwise=False,  # TF-Slim's mobilenet training_scope: regularize_depthwise=False
         ),
     ),
 }

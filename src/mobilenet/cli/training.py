@@ -43,12 +43,15 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr-batch", type=int, help="the batch size --lr is given for")
     g.add_argument("--momentum", type=float, help="SGD momentum, or RMSProp's (default 0.9)")
     g.add_argument("--weight-decay", type=float, help="L2 penalty on conv and linear weights")
+    g.add_argument("--decay-depthwise", action=argparse.BooleanOptionalAction, default=None,
+                   help="apply the weight decay to depthwise weights too (the paper recipe does not)")  # fmt: skip
+    g.add_argument("--rmsprop-eps", type=float, help="RMSProp epsilon, inside the square root (default 1.0)")
     g.add_argument("--schedule", help="cosine | exponential")
     g.add_argument("--lr-decay", type=float, help="per-epoch factor of the exponential schedule")
     g.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up, in epochs")
     g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing (0: off)")
     g.add_argument("--ema-decay", type=float, help="EMA of weights, e.g. 0.9999 (0: off)")
-    g.add_argument("--precision", help="auto | fp32 | bf16")
+    g.add_argument("--precision", help="auto (default: bf16 only if timed faster here) | fp32 | bf16")
     g.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
@@ -64,6 +67,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="with --init: train only the classifier (BN statistics stay frozen too)",
     )
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--threads", type=int, help="CPU threads per process (default: the cores this process may use)")
 
 
 # Flags that are not config fields: they choose where the run goes and which configs start it.

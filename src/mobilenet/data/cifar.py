@@ -206,7 +206,9 @@ def load_cifar(
     if layout.label_bytes:
         classes = [line.strip() for line in _existing(folder / layout.names).read_text().splitlines() if line.strip()]
     else:
-        classes = [str(c) for c in _unpickle(folder / layout.names)[layout.names_key]]
+        classes = [
+            c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(folder / layout.names)[layout.names_key]
+        ]
     for labels in (train_y, test_y):
         if labels.numel() and int(labels.max()) >= len(classes):
             raise ValueError(f"{folder} has label {int(labels.max())} but only {len(classes)} class names")

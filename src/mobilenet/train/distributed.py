@@ -14,6 +14,7 @@ import torch.distributed as dist
 class Context:
     rank: int = 0
     world: int = 1
+    local_world: int = 1  # processes on this machine
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
@@ -38,14 +39,14 @@ def setup(device_name: str) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(device_name)
     if world == 1:
-        return Context(0, 1, device)
+        return Context(0, 1, device=device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Context(rank, world, device)
+    return Context(rank, world, device=device, local_world=int(os.environ.get("LOCAL_WORLD_SIZE", world)))
 
 
 def teardown(ctx: Context) -> None:

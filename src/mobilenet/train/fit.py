@@ -10,13 +10,14 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from mobilenet.checkpoint import Checkpoint, TrainingState, check_class_count
@@ -25,7 +26,8 @@ from mobilenet.data.splits import Split, load_splits
 from mobilenet.files import BEST, LAST, new_run_dir
 from mobilenet.models import MobileNet, build_model
 from mobilenet.train import distributed
-from mobilenet.train.loop import evaluate, make_optimizer, train_one_epoch, use_bf16
+from mobilenet.train.loop import evaluate, train_one_epoch
+from mobilenet.train.optim import choose_bf16, ema_avg_fn, make_optimizer
 from mobilenet.train.plots import plot_curves
 
 log = logging.getLogger("mobilenet")
@@ -67,6 +69,33 @@ def _pretrained(
         meta.get("preprocessing", ""),
     )
     return model.train(), model.config
+
+
+def _set_threads(cfg: TrainConfig, ctx: distributed.Context) -> int:
+    """`cfg.threads`, or the cores this process may use shared among the ranks on this machine: more
+    threads than cores makes every step wait on the slowest (an epoch ran 8x slower oversubscribed)."""
+    threads = cfg.threads
+    if not threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // ctx.local_world)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _choose_precision(model: nn.Module, train: Split, cfg: TrainConfig, ctx: distributed.Context) -> TrainConfig:
+    """Resolve `precision="auto"` once, by timing (see `choose_bf16`), and record the answer in the config,
+    so a resumed run trains exactly as it started."""
+    if cfg.precision != "auto":
+        return cfg
+    images, labels = next(iter(train.batches(cfg.batch_size, train=True, seed=cfg.seed, device=ctx.device)))
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    bf16 = choose_bf16(model, images, labels.to(ctx.device), cfg, ctx.device)
+    bf16 = bool(distributed.broadcast(ctx, bf16))  # every rank trains alike
+    if ctx.is_main:
+        log.info("precision auto: %s (timed a few training steps of both on this %s)", "bf16" if bf16 else "fp32",
+                 ctx.device.type)  # fmt: skip
+    return dataclasses.replace(cfg, precision="bf16" if bf16 else "fp32")
 
 
 def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -135,8 +164,9 @@ def _fit(
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = None
     if cfg.ema_decay:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    optimizer = make_optimizer(model, cfg)
+        ema = AveragedModel(model, multi_avg_fn=ema_avg_fn(cfg.ema_decay), use_buffers=True)
+    lr = cfg.scaled_lr(ctx.world)
+    optimizer = make_optimizer(model, cfg, lr)
     rows: list[dict[str, Any]] = []
     best, start = 0.0, 0
     if ckpt is not None:
@@ -152,7 +182,9 @@ def _fit(
         torch.set_rng_state(state.rng)
         rows, best, start = list(ckpt.history), ckpt.best_acc, ckpt.epoch
     trained: nn.Module = DistributedDataParallel(model) if ctx.world > 1 else model
-    bf16 = use_bf16(cfg.precision, ctx.device)
+    threads = _set_threads(cfg, ctx)
+    cfg = _choose_precision(model, train, cfg, ctx)
+    bf16 = cfg.precision == "bf16"
     if ctx.is_main:
         config = {
             "model": dataclasses.asdict(model_cfg),
@@ -163,7 +195,8 @@ def _fit(
         }
         (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         log.info(
-            "training %s (width %s) on %s: %d train / %d test images, %s, %s, run dir %s",
+            "training %s (width %s) on %s: %d train / %d test images, %s, %s x %d threads, lr %.4g (%g at batch %d, "
+            "scaled to the global batch %d x %d processes), run dir %s",
             model_cfg.arch,
             model_cfg.width,
             data_cfg.dataset,
@@ -171,6 +204,12 @@ def _fit(
             len(test),
             "bf16" if bf16 else "fp32",
             ctx.device,
+            threads,
+            lr,
+            cfg.lr,
+            cfg.lr_batch,
+            cfg.batch_size,
+            ctx.world,
             run_dir,
         )
     for epoch in range(start, cfg.epochs):

@@ -25,15 +25,6 @@ from mobilenet.train import distributed
 log = logging.getLogger("mobilenet")
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # oneDNN runs bf16 fast only with AVX512-BF16 / AMX; elsewhere it is emulated and slower than fp32.
-    return "AVX512" in torch.backends.cpu.get_cpu_capability()
-
-
 def lr_factor(cfg: TrainConfig, progress: float) -> float:
     """Learning-rate multiplier at `progress` epochs: linear warm-up, then cosine or x lr_decay per epoch."""
     if progress < cfg.warmup_epochs:
@@ -42,17 +33,6 @@ def lr_factor(cfg: TrainConfig, progress: float) -> float:
         return cfg.lr_decay ** math.floor(progress)
     span = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
     return 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup_epochs) / span))
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    trained = [p for p in model.parameters() if p.requires_grad]  # a frozen backbone is left out
-    decay = [p for p in trained if p.ndim > 1]
-    no_decay = [p for p in trained if p.ndim <= 1]  # BN gamma/beta and biases
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "rmsprop":
-        # TF's RMSProp adds epsilon inside the square root; 1e-3 there is about sqrt(1e-3) outside.
-        return torch.optim.RMSprop(groups, lr=cfg.scaled_lr, alpha=0.9, momentum=cfg.momentum, eps=0.0316)
-    return torch.optim.SGD(groups, lr=cfg.scaled_lr, momentum=cfg.momentum, nesterov=True)
 
 
 @dataclass
@@ -129,7 +109,7 @@ def train_one_epoch(
     bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
     for step, (images, labels) in enumerate(bar):
         for group in optimizer.param_groups:
-            group["lr"] = cfg.scaled_lr * lr_factor(cfg, epoch + step / steps)
+            group["lr"] = cfg.scaled_lr(ctx.world) * lr_factor(cfg, epoch + step / steps)
         images, labels = _to(images, labels, ctx.device, cfg.channels_last)
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(images)
