@@ -57,6 +57,19 @@ def test_cost_prints_lecture_example(capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(out)["standard"] == 462_422_016
 
 
+def test_cost_reproduces_the_lecture_keras_parameter_count(capsys: pytest.CaptureFixture[str]) -> None:
+    """The lecture notes' Keras example: a 30x30x3 input, DepthwiseConv2D 3x3 (valid, so 28x28x3), then a
+    1x1 Conv2D to 6 channels: a 28x28x6 output and 54 parameters with biases (30 + 24)."""
+    code, out, _ = run(capsys, "cost", "--kernel", "3", "--in-channels", "3", "--out-channels", "6",
+                       "--feature-size", "28")  # fmt: skip
+    assert code == 0 and "separable 30 + 24 = 54" in out and "standard 168" in out
+    assert "separable D_K^2*M + M*N = 27 + 18 = 45" in out
+    code, out, _ = run(capsys, "cost", "--kernel", "3", "--in-channels", "3", "--out-channels", "6",
+                       "--feature-size", "28", "--json")  # fmt: skip
+    params = json.loads(out)["params"]
+    assert (params["separable_with_bias"], params["separable"], params["standard_with_bias"]) == (54, 45, 168)
+
+
 def test_tables_show_every_published_cell(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "tables")
     assert code == 0
@@ -93,3 +106,14 @@ def test_module_entry_point_runs() -> None:
     assert "Total params: 1,968,680" in result.stdout  # d-li14 "1.968M" (BN affine, 1000 classes)
     bad = subprocess.run([sys.executable, "-m", "mobilenet", "summary", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_lecture_example_matches_keras_itself() -> None:
+    from conftest import import_keras
+    from mobilenet.costs import compare_separable
+
+    keras = import_keras()
+    model = keras.Sequential([keras.Input((30, 30, 3)), keras.layers.DepthwiseConv2D(3), keras.layers.Conv2D(6, 1)])
+    c = compare_separable(3, 3, 6, 28)
+    assert model.output_shape == (None, 28, 28, 6)
+    assert model.count_params() == c.separable_params(bias=True) == 54

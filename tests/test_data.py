@@ -243,3 +243,31 @@ def test_image_folder_needs_a_directory(tmp_path: Path) -> None:
         load_splits(DataConfig("imagefolder", str(tmp_path)))
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
         DataConfig("mnist")
+
+
+def test_images_read_as_a_person_sees_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from mobilenet.data.images import open_image
+
+    grey8 = (np.arange(64, dtype=np.uint8).reshape(8, 8) * 4).astype(np.uint8)
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # the same picture, 16-bit
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    np.testing.assert_array_equal(np.asarray(open_image(tmp_path / "g16.png"))[..., 0], grey8)
+
+    # a phone photo: pixels stored sideways (landscape), EXIF orientation 6 says "rotate 90 deg clockwise"
+    wide = np.zeros((20, 40, 3), dtype=np.uint8)
+    wide[:, :10] = 255  # a white band on the stored image's left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(wide).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    upright = np.asarray(open_image(tmp_path / "phone.jpg"))
+    assert upright.shape == (40, 20, 3)  # shown portrait
+    assert upright[:8].mean() > 200 and upright[-8:].mean() < 50  # the band is now on top
+
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)  # fully transparent black: shown as the white background
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    assert np.asarray(open_image(tmp_path / "clear.png")).min() == 255
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(ValueError, match="cannot decode image .*bad.png"):
+        open_image(tmp_path / "bad.png")

@@ -207,8 +207,8 @@ def test_bad_checkpoints_and_images_are_clear_errors(digits_run: Path, tmp_path:
     with pytest.raises(ValueError, match="wrong.pt does not match its own model config"):
         Checkpoint.load(tmp_path / "wrong.pt").build_model()
     (tmp_path / "junk.png").write_bytes(b"\x89PNG broken")
-    with pytest.raises(ValueError, match="cannot decode image .*junk.png"):
-        predict(digits_run, [tmp_path / "junk.png"])
+    [bad] = predict(digits_run, [tmp_path / "junk.png"])
+    assert bad.labels == [] and bad.error is not None and "cannot decode image" in bad.error
     folder = tmp_path / "three"
     for split in ("train", "val"):
         for name in ("a", "b", "c"):
@@ -259,3 +259,22 @@ def test_main_job_reaches_97_percent(digits_run: Path) -> None:
     ckpt = Checkpoint.load(digits_run)
     assert ckpt.model_config == RECIPES["digits"].model and ckpt.train_config == RECIPES["digits"].train
     assert ckpt.epoch == RECIPES["digits"].train.epochs and ckpt.history[-1]["test_acc"] >= 0.97
+
+
+def test_predict_reports_each_bad_file_and_reads_16_bit_images(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One unreadable file among many: the others are still predicted, the bad one gets its own line, and
+    the exit code says something failed. A 16-bit copy of a digit is predicted like the 8-bit one."""
+    train, _ = load_digits_splits()
+    digit = train.images[7, 0].numpy()  # uint8, the digits' own 0..255 scale
+    Image.fromarray(digit).save(tmp_path / "d8.png")
+    Image.fromarray(digit.astype("uint16") * 257).save(tmp_path / "d16.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    files = [str(tmp_path / n) for n in ("d8.png", "broken.jpg", "d16.png")]
+    capsys.readouterr()
+    assert main(["predict", *files, "--checkpoint", str(digits_run), "--json"]) == 1
+    captured = capsys.readouterr()
+    d8, broken, d16 = json.loads(captured.out)
+    assert broken["error"] and broken["labels"] == [] and captured.err.count("\n") == 1 and "broken.jpg" in captured.err
+    assert d16["labels"] == d8["labels"] and d16["probabilities"] == pytest.approx(d8["probabilities"], abs=1e-6)

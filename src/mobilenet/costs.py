@@ -176,6 +176,21 @@ class SeparableComparison:
         """separable / standard, which simplifies to 1/N + 1/D_K^2."""
         return self.separable / self.standard
 
+    def standard_params(self, bias: bool = False) -> int:
+        """D_K^2 * M * N weights (+ N biases)."""
+        return self.kernel**2 * self.in_channels * self.out_channels + (self.out_channels if bias else 0)
+
+    def depthwise_params(self, bias: bool = False) -> int:
+        """D_K^2 * M weights (+ M biases)."""
+        return self.kernel**2 * self.in_channels + (self.in_channels if bias else 0)
+
+    def pointwise_params(self, bias: bool = False) -> int:
+        """M * N weights (+ N biases)."""
+        return self.in_channels * self.out_channels + (self.out_channels if bias else 0)
+
+    def separable_params(self, bias: bool = False) -> int:
+        return self.depthwise_params(bias) + self.pointwise_params(bias)
+
 
 def compare_separable(kernel: int, in_channels: int, out_channels: int, feature_size: int) -> SeparableComparison:
     for name, value in (

@@ -113,6 +113,10 @@ def cost_text(c: SeparableComparison) -> str:
             f"= {c.separable:,} mult-adds",
             f"Ratio separable/standard = 1/N + 1/D_K^2 = 1/{n} + 1/{k * k} = {c.ratio:.4f} "
             f"({1 / c.ratio:.2f}x fewer mult-adds)",
+            f"Parameters, weights only: standard D_K^2*M*N = {c.standard_params():,}; separable D_K^2*M + M*N = "
+            f"{c.depthwise_params():,} + {c.pointwise_params():,} = {c.separable_params():,}",
+            f"Parameters with biases:   standard {c.standard_params(True):,}; separable "
+            f"{c.depthwise_params(True):,} + {c.pointwise_params(True):,} = {c.separable_params(True):,}",
         ]
     )
 
@@ -128,6 +132,12 @@ def cost_data(c: SeparableComparison) -> dict[str, Any]:
         "pointwise": c.pointwise,
         "separable": c.separable,
         "ratio": c.ratio,
+        "params": {
+            "standard": c.standard_params(),
+            "separable": c.separable_params(),
+            "standard_with_bias": c.standard_params(True),
+            "separable_with_bias": c.separable_params(True),
+        },
     }
 
 

@@ -27,8 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    code = 0
     try:
         output = args.run(args)
+        if isinstance(output, tuple):  # (text, exit code): some inputs failed, the rest were done
+            output, code = output
     except (ValueError, FileExistsError) as err:
         # Bad input is the user's to fix: one line naming the value, exit 2 like argparse, no traceback.
         print(f"mobilenet {args.command}: error: {err}", file=sys.stderr)
@@ -42,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         except BrokenPipeError:  # `mobilenet ... | head`: the reader left; say nothing more
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit flush from failing again
-    return 0
+    return code
 
 
 if __name__ == "__main__":

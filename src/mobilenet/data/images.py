@@ -1,19 +1,52 @@
-"""Image files as a person sees them: decoded to 8-bit RGB."""
+"""Image files as a person sees them: decoded to 8-bit RGB, upright, at their full tonal range.
+
+Three things Pillow's plain `convert("RGB")` gets wrong for real files:
+- 16-bit and 32-bit greyscale (scientific PNGs and TIFFs) are clipped, not scaled: a mid-grey 16-bit
+  pixel (32768) becomes white. Here they are scaled to 0..255 by their bit depth.
+- Phone photos store the camera's orientation in an EXIF tag and the pixels sideways; viewers rotate
+  them. Here the tag is applied (`ImageOps.exif_transpose`).
+- Transparent pixels carry arbitrary colour under them; viewers show the background. Here they are
+  composited onto white.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+_WIDE_GREY = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB the way it looks on screen (see the module docstring)."""
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode in _WIDE_GREY or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode in _WIDE_GREY:
+            top = float(_WIDE_GREY[image.mode])
+        elif image.mode == "F":
+            top = 1.0 if values.size and values.max() <= 1.0 else 255.0  # float images are [0, 1] or [0, 255]
+        else:  # 32-bit integers: 16-bit data (as PNG decoders give it) unless the values say otherwise
+            top = 255.0 if values.size and values.max() <= 255 else 65535.0
+        grey = np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def open_image(path: Path) -> Image.Image:
-    """Decode an image file fully, or raise ValueError naming it."""
+    """Decode an image file fully to upright 8-bit RGB, or raise ValueError naming it."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            return to_rgb(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot decode image {path}: {err}") from None

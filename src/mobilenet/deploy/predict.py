@@ -20,6 +20,7 @@ class Prediction:
     path: str
     labels: list[str]
     probabilities: list[float]
+    error: str | None = None  # why this file has no prediction (unreadable, not an image)
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,22 @@ def predict(
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     p = load_predictor(path, resolution)
     model = SplitInference(p.model, splits) if splits is not None else p.model  # type: ignore[arg-type]
-    tensors = []
+    tensors, good, results = [], [], {}
     for image_path in images:
-        image = open_image(Path(image_path))
+        try:  # one bad file is reported on its own line; the others are still predicted
+            image = open_image(Path(image_path))
+        except ValueError as err:
+            results[str(image_path)] = Prediction(str(image_path), [], [], str(err))
+            continue
         if p.crop:
             image = T.resize_center_crop(image, p.size)
         else:  # digits and CIFAR were trained on whole images at their native side
             image = image.resize((p.size, p.size), Image.Resampling.BILINEAR)
         tensors.append(T.pil_to_tensor(image))
-    batch = T.normalize(torch.stack(tensors), p.mean, p.std)
-    probs = model(batch).softmax(1)
-    k = min(top_k, probs.shape[1])
-    top = probs.topk(k, dim=1)
-    return [
-        Prediction(str(path_), [p.classes[i] for i in idx.tolist()], val.tolist())
-        for path_, idx, val in zip(images, top.indices, top.values, strict=True)
-    ]
+        good.append(str(image_path))
+    if tensors:
+        probs = model(T.normalize(torch.stack(tensors), p.mean, p.std)).softmax(1)
+        top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        for name, idx, val in zip(good, top.indices, top.values, strict=True):
+            results[name] = Prediction(name, [p.classes[i] for i in idx.tolist()], val.tolist())
+    return [results[str(image_path)] for image_path in images]
