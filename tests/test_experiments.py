@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -72,12 +73,38 @@ def _summary(name: str, accs: tuple[float, ...]) -> Summary:
 def test_ordering_verdict_separates_clear_wins_noise_and_reversals() -> None:
     a, b = _summary("a", (0.90, 0.91, 0.92)), _summary("b", (0.80, 0.81, 0.82))
     close = _summary("c", (0.89, 0.92, 0.90))
-    assert ordering_verdict([a, b]) == ("reproduced", "a > b: +10.00 points (SE 0.82)")
-    assert ordering_verdict([a, close])[0] == "same order, within noise"
-    assert ordering_verdict([close, a, b])[0] == "reversed within noise"  # c < a, but within noise
+    verdict, why = ordering_verdict([a, b])
+    assert verdict == "reproduced" and why == "a > b: +10.00 points (95% CI +7.73 to +12.27, one-sided p = 0.000)"
+    assert ordering_verdict([a, close])[0] == "same order, not significant"
+    assert ordering_verdict([close, a, b])[0] == "reversed, not significant"  # c < a, but within noise
     verdict, why = ordering_verdict([b, a])
-    assert verdict == "not reproduced" and why == "b <= a: -10.00 points (SE 0.82)"
-    assert ordering_verdict([_summary("x", (0.9,)), _summary("y", (0.8,))])[0] == "same order, within noise"
+    assert verdict == "not reproduced" and why.startswith("b < a: -10.00 points")
+    assert ordering_verdict([_summary("x", (0.9,)), _summary("y", (0.8,))]) == (
+        "no estimate", "x > y: +10.00 points (one seed: no spread to test against)")  # fmt: skip
+    assert ordering_verdict([_summary("x", (0.9, 0.8)), _summary("y", (0.8, 0.9))])[0] == "tie"
+
+
+def test_welch_t_test_matches_scipy_and_needs_more_than_two_standard_errors() -> None:
+    from scipy import stats
+
+    from mobilenet.experiments.sweep import Comparison
+
+    a, b = _summary("a", (0.90, 0.93, 0.91)), _summary("b", (0.88, 0.89, 0.90))
+    c = Comparison.of(a, b)
+    ref = stats.ttest_ind(a.accs, b.accs, equal_var=False, alternative="greater")
+    assert c.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    # the old rule called a gap of 2 standard errors clear; with 3 seeds each that is p ~ 0.07, not < 0.05
+    assert c.gap / math.hypot(a.sem, b.sem) > 2 and c.p_value > 0.05
+    assert ordering_verdict([a, b])[0] == "same order, not significant"
+
+
+def test_variants_at_chance_or_diverged_are_flagged() -> None:
+    chance = _summary("chance", (0.10, 0.11, 0.09))
+    good = _summary("good", (0.95, 0.96, 0.97))
+    verdict, _ = ordering_verdict([good, chance])
+    assert verdict.startswith("no estimate: chance at chance")
+    diverged = Summary(Variant("d", BASE, DIGITS), (0.2, 0.25), ((0.9, 0.2), (0.9, 0.25)))
+    assert "diverged" in ordering_verdict([good, diverged])[0]
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

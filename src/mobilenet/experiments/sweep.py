@@ -165,6 +165,18 @@ class Summary:
         """Standard error of the mean (0 with one seed: no spread is known)."""
         return self.std / math.sqrt(len(self.accs))
 
+    def flags(self) -> list[str]:
+        """Warnings that make an ordering of this variant meaningless: at chance, or diverged."""
+        out = []
+        classes = self.variant.model.num_classes
+        if any(not math.isfinite(a) for a in self.accs):
+            out.append("diverged (non-finite accuracy)")
+        elif self.mean <= 1.5 / classes:
+            out.append(f"at chance ({100 * self.mean:.1f}% with {classes} classes)")
+        elif any(max(curve) - curve[-1] > 0.3 for curve in self.curves if curve):
+            out.append("diverged (final accuracy far below its best)")
+        return out
+
     def cell(self) -> str:
         spread = f" +- {100 * self.std:.2f}" if len(self.accs) > 1 else ""
         return f"{100 * self.mean:.2f}{spread}"
@@ -185,28 +197,69 @@ def summarise(results: Sequence[RunResult]) -> dict[str, Summary]:
     }
 
 
-def ordering_verdict(ordered: Sequence[Summary], z: float = 2.0) -> tuple[str, str]:
-    """Is mean accuracy ordered as listed (best first)? Returns (verdict, every step with its gap and noise).
+@dataclass(frozen=True)
+class Comparison:
+    """Welch's t-test of "a is more accurate than b" over their seeds (unequal variances, small samples)."""
 
-    A gap counts as clear when it exceeds `z` standard errors of the difference of means. Verdicts:
-    "reproduced" (every step clear), "same order, within noise", "reversed within noise" (some step goes
-    the other way, but not clearly), "not reproduced" (some step clearly goes the other way).
-    """
-    steps, clear, reversed_, clearly_reversed = [], True, False, False
-    for a, b in itertools.pairwise(ordered):
+    gap: float  # mean(a) - mean(b)
+    p_value: float | None  # one-sided, for a > b; None where it cannot be estimated
+    low: float | None  # 95% confidence interval of the gap
+    high: float | None
+    reason: str = ""  # why there is no estimate
+
+    @classmethod
+    def of(cls, a: Summary, b: Summary) -> Comparison:
         gap = a.mean - b.mean
-        noise = math.hypot(a.sem, b.sem)
-        is_clear = noise > 0 and abs(gap) > z * noise
-        clear = clear and is_clear and gap > 0
-        if gap <= 0:
-            reversed_ = True
-            clearly_reversed = clearly_reversed or is_clear
-        relation = ">" if gap > 0 else "<=" if gap < 0 else "="
-        steps.append(f"{a.variant.name} {relation} {b.variant.name}: {100 * gap:+.2f} points (SE {100 * noise:.2f})")
-    if clearly_reversed:
-        verdict = "not reproduced"
-    elif reversed_:
-        verdict = "reversed within noise"
-    else:
-        verdict = "reproduced" if clear else "same order, within noise"
-    return verdict, "; ".join(steps)
+        if len(a.accs) < 2 or len(b.accs) < 2:
+            return cls(gap, None, None, None, "one seed: no spread to test against")
+        va, vb = a.std**2 / len(a.accs), b.std**2 / len(b.accs)
+        if va + vb == 0:
+            return cls(gap, None, None, None, "every seed gave the same accuracy: no spread to test against")
+        from scipy import stats
+
+        se = math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va**2 / (len(a.accs) - 1) + vb**2 / (len(b.accs) - 1))  # Welch-Satterthwaite
+        t = gap / se
+        half = float(stats.t.ppf(0.975, df)) * se
+        return cls(gap, float(stats.t.sf(t, df)), gap - half, gap + half)
+
+    def text(self, a: str, b: str) -> str:
+        relation = ">" if self.gap > 0 else "<" if self.gap < 0 else "="
+        head = f"{a} {relation} {b}: {100 * self.gap:+.2f} points"
+        if self.p_value is None:
+            return f"{head} ({self.reason})"
+        assert self.low is not None and self.high is not None
+        return f"{head} (95% CI {100 * self.low:+.2f} to {100 * self.high:+.2f}, one-sided p = {self.p_value:.3f})"
+
+
+def ordering_verdict(ordered: Sequence[Summary], alpha: float = 0.05) -> tuple[str, str]:
+    """Is mean accuracy ordered as listed (best first)? Returns (verdict, every step with its test).
+
+    Each step is a one-sided Welch t-test at level `alpha` (with 2-3 seeds a t-test, not a z-threshold:
+    2 degrees of freedom need t > 2.9 for p < 0.05). Verdicts: "reproduced" (every step significant),
+    "same order, not significant", "tie" (equal means), "reversed, not significant", "not reproduced"
+    (some step significantly the other way), "no estimate" (one seed or no spread), and a warning first
+    when a variant sits at chance or diverged (then no ordering of it means anything).
+    """
+    flagged = [f"{s.variant.name} {flag}" for s in ordered for flag in s.flags()]
+    steps, comparisons = [], []
+    for a, b in itertools.pairwise(ordered):
+        c = Comparison.of(a, b)
+        comparisons.append(c)
+        steps.append(c.text(a.variant.name, b.variant.name))
+    why = "; ".join(steps)
+    if flagged:
+        return "no estimate: " + ", ".join(flagged), why
+    if any(c.p_value is None for c in comparisons):
+        return "no estimate", why
+    significant = [c.p_value is not None and c.p_value < alpha for c in comparisons]
+    against = [c.p_value is not None and 1 - c.p_value < alpha for c in comparisons]
+    if any(against):
+        return "not reproduced", why
+    if all(significant):
+        return "reproduced", why
+    if any(c.gap < 0 for c in comparisons):
+        return "reversed, not significant", why
+    if any(c.gap == 0 for c in comparisons):
+        return "tie", why
+    return "same order, not significant", why
