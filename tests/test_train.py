@@ -278,3 +278,64 @@ def test_predict_reports_each_bad_file_and_reads_16_bit_images(
     d8, broken, d16 = json.loads(captured.out)
     assert broken["error"] and broken["labels"] == [] and captured.err.count("\n") == 1 and "broken.jpg" in captured.err
     assert d16["labels"] == d8["labels"] and d16["probabilities"] == pytest.approx(d8["probabilities"], abs=1e-6)
+
+
+def test_a_run_directory_is_held_by_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mobilenet.files import run_lock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes((Path(__file__).parent / "data" / "old_checkpoint" / "last.pt").read_bytes())
+    with run_lock(run):  # another training process holds it
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run)]) == 2
+        assert f"run directory {run} is in use by training process {os.getpid()}" in capsys.readouterr().err
+    assert (run / ".lock").exists()  # a lock file left behind (a killed process) blocks nothing
+    assert main(["train", "--resume", str(run)]) == 0
+
+
+def test_failed_and_interrupted_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import mobilenet.train.fit as fit_module
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(fit_module, "train_one_epoch", crash)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        main(["train", *TINY, "--epochs", "2", "--out", str(tmp_path / "failed")])
+    assert not (tmp_path / "failed").exists()  # nothing half-made to resume or to block a re-run
+
+    real = fit_module.__dict__["evaluate"]
+    calls = []
+
+    def interrupt_second_epoch(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(fit_module, "evaluate", interrupt_second_epoch)
+    run = tmp_path / "stopped"
+    assert main(["train", *TINY, "--epochs", "3", "--resolution", "16", "--out", str(run)]) == 130
+    assert Checkpoint.load(run).epoch == 1
+    assert f"continue with: mobilenet train --resume {run}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["summary", "mobilenet_v2", "--width", "inf"], "width must be a finite number > 0, got inf"),
+        (["train", "--resolution", "0"], "--resolution must be >= 1, got 0"),
+        (["train", "--data-dir", "somewhere"], "the digits ship with scikit-learn and read no --data-dir"),
+        (["train", "--resume", "runs/x", "--epochs", "3"], "--resume continues with the run's saved configs"),
+        (["experiment", "relu-manifold", "--out", "/proc/no/such"], "cannot write the results to /proc/no/such"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -67,8 +67,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _choice("architecture", self.arch, ARCHS)
-        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not self.width > 0:
-            raise ValueError(f"width must be a number > 0, got {self.width!r}")
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0 < self.width < 1e4:
+            raise ValueError(f"width must be a finite number > 0, got {self.width!r}")
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -108,6 +108,8 @@ class DataConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of: {', '.join(DATASETS)}")
         if self.resolution < 0 or self.workers < 0:
             raise ValueError(f"resolution and workers must be >= 0, got {self.resolution}, {self.workers}")
+        if self.dataset == "digits" and self.data_dir:
+            raise ValueError(f"the digits ship with scikit-learn and read no --data-dir (got {self.data_dir!r})")
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ A run directory is what `mobilenet train` writes: `last.pt`, `best.pt`, `config.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -90,3 +92,27 @@ def new_run_dir(out: str | None, stem: str, root: str | Path = "runs") -> Path:
     except OSError as err:
         raise ValueError(f"cannot write to run directory {path}: {err.strerror}") from None
     return path
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir` for one training process: a second `train` or `--resume` into it fails at once.
+
+    The lock is an OS file lock, so a process that is killed releases it: a later resume is never blocked
+    by a stale lock file.
+    """
+    handle: IO[str] = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise ValueError(f"run directory {run_dir} is in use by {owner}; wait for it or train elsewhere") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"training process {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -77,6 +77,8 @@ _NOT_CONFIG = ("recipe", "config", "out", "resume", "num_classes", "command", "r
 def train(args: argparse.Namespace) -> str:
     from mobilenet.train.fit import train_run
 
+    if args.resolution is not None and args.resolution < 1:
+        raise ValueError(f"--resolution must be >= 1, got {args.resolution} (leave it out for the data's own side)")
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     train_run(args.recipe, args.config, overrides, out=args.out, resume=args.resume, num_classes=args.num_classes)
     return ""  # the run reports each epoch and where it was written

@@ -10,7 +10,6 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,9 @@ from mobilenet.files import BEST, LAST, new_run_dir
 from mobilenet.models import MobileNet, build_model
 from mobilenet.train import distributed
 from mobilenet.train.loop import evaluate, train_one_epoch
-from mobilenet.train.optim import choose_bf16, ema_avg_fn, make_optimizer
+from mobilenet.train.optim import ema_avg_fn, make_optimizer
 from mobilenet.train.plots import plot_curves
+from mobilenet.train.setup import choose_precision, guarded, set_threads
 
 log = logging.getLogger("mobilenet")
 
@@ -69,33 +69,6 @@ def _pretrained(
         meta.get("preprocessing", ""),
     )
     return model.train(), model.config
-
-
-def _set_threads(cfg: TrainConfig, ctx: distributed.Context) -> int:
-    """`cfg.threads`, or the cores this process may use shared among the ranks on this machine: more
-    threads than cores makes every step wait on the slowest (an epoch ran 8x slower oversubscribed)."""
-    threads = cfg.threads
-    if not threads:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, cores // ctx.local_world)
-    torch.set_num_threads(threads)
-    return threads
-
-
-def _choose_precision(model: nn.Module, train: Split, cfg: TrainConfig, ctx: distributed.Context) -> TrainConfig:
-    """Resolve `precision="auto"` once, by timing (see `choose_bf16`), and record the answer in the config,
-    so a resumed run trains exactly as it started."""
-    if cfg.precision != "auto":
-        return cfg
-    images, labels = next(iter(train.batches(cfg.batch_size, train=True, seed=cfg.seed, device=ctx.device)))
-    if cfg.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    bf16 = choose_bf16(model, images, labels.to(ctx.device), cfg, ctx.device)
-    bf16 = bool(distributed.broadcast(ctx, bf16))  # every rank trains alike
-    if ctx.is_main:
-        log.info("precision auto: %s (timed a few training steps of both on this %s)", "bf16" if bf16 else "fp32",
-                 ctx.device.type)  # fmt: skip
-    return dataclasses.replace(cfg, precision="bf16" if bf16 else "fp32")
 
 
 def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -148,116 +121,117 @@ def _fit(
     else:
         ckpt.check_classes(train.classes, data_cfg.dataset)
     run_dir = _choose_run_dir(ctx, out, resume, f"{data_cfg.dataset}-{model_cfg.arch}")
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
-    model: MobileNet
-    if cfg.init and ckpt is None:
-        model, model_cfg = _pretrained(cfg.init, model_cfg, len(train.classes), (train, test))
-    else:
-        model = build_model(model_cfg)
-        if ckpt is not None:  # the normalisation the run started with (pretrained weights bring their own)
-            for split in (train, test):
-                split.mean, split.std = ckpt.mean, ckpt.std
-    if cfg.freeze_backbone:
-        model.freeze_backbone()
-    model = model.to(ctx.device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    ema = None
-    if cfg.ema_decay:
-        ema = AveragedModel(model, multi_avg_fn=ema_avg_fn(cfg.ema_decay), use_buffers=True)
-    lr = cfg.scaled_lr(ctx.world)
-    optimizer = make_optimizer(model, cfg, lr)
-    rows: list[dict[str, Any]] = []
-    best, start = 0.0, 0
-    if ckpt is not None:
-        state = ckpt.training
-        if state is None:
-            raise ValueError(f"{ckpt.path} holds no optimizer state, so it cannot be resumed")
-        model.load_state_dict(state.raw_model if state.raw_model is not None else ckpt.weights)
-        optimizer.load_state_dict(state.optimizer)
-        if ema is not None:
-            if state.ema is None:
-                raise ValueError(f"{ckpt.path} was trained without EMA, so it cannot resume with it")
-            ema.load_state_dict(state.ema)
-        torch.set_rng_state(state.rng)
-        rows, best, start = list(ckpt.history), ckpt.best_acc, ckpt.epoch
-    trained: nn.Module = DistributedDataParallel(model) if ctx.world > 1 else model
-    threads = _set_threads(cfg, ctx)
-    cfg = _choose_precision(model, train, cfg, ctx)
-    bf16 = cfg.precision == "bf16"
-    if ctx.is_main:
-        config = {
-            "model": dataclasses.asdict(model_cfg),
-            "data": dataclasses.asdict(data_cfg),
-            "train": dataclasses.asdict(cfg),
-            "classes": train.classes,
-            "world_size": ctx.world,
-        }
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        log.info(
-            "training %s (width %s) on %s: %d train / %d test images, %s, %s x %d threads, lr %.4g (%g at batch %d, "
-            "scaled to the global batch %d x %d processes), run dir %s",
-            model_cfg.arch,
-            model_cfg.width,
-            data_cfg.dataset,
-            len(train),
-            len(test),
-            "bf16" if bf16 else "fp32",
-            ctx.device,
-            threads,
-            lr,
-            cfg.lr,
-            cfg.lr_batch,
-            cfg.batch_size,
-            ctx.world,
-            run_dir,
-        )
-    for epoch in range(start, cfg.epochs):
-        stats = train_one_epoch(trained, optimizer, train, cfg, epoch, ctx=ctx, bf16=bf16, ema=ema)
-        scored = ema.module if ema is not None else model
-        result = evaluate(
-            scored, test, batch_size=2 * cfg.batch_size, bf16=bf16, channels_last=cfg.channels_last, ctx=ctx
-        )
-        row = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            **stats,
-            "test_loss": result.loss,
-            "test_acc": result.top1,
-            "test_top5": result.top5,
-        }
-        rows.append(row)
-        improved = result.top1 > best
-        best = max(best, result.top1)
+    with guarded(run_dir, ctx, fresh=resume is None):
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
+        model: MobileNet
+        if cfg.init and ckpt is None:
+            model, model_cfg = _pretrained(cfg.init, model_cfg, len(train.classes), (train, test))
+        else:
+            model = build_model(model_cfg)
+            if ckpt is not None:  # the normalisation the run started with (pretrained weights bring their own)
+                for split in (train, test):
+                    split.mean, split.std = ckpt.mean, ckpt.std
+        if cfg.freeze_backbone:
+            model.freeze_backbone()
+        model = model.to(ctx.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        ema = None
+        if cfg.ema_decay:
+            ema = AveragedModel(model, multi_avg_fn=ema_avg_fn(cfg.ema_decay), use_buffers=True)
+        lr = cfg.scaled_lr(ctx.world)
+        optimizer = make_optimizer(model, cfg, lr)
+        rows: list[dict[str, Any]] = []
+        best, start = 0.0, 0
+        if ckpt is not None:
+            state = ckpt.training
+            if state is None:
+                raise ValueError(f"{ckpt.path} holds no optimizer state, so it cannot be resumed")
+            model.load_state_dict(state.raw_model if state.raw_model is not None else ckpt.weights)
+            optimizer.load_state_dict(state.optimizer)
+            if ema is not None:
+                if state.ema is None:
+                    raise ValueError(f"{ckpt.path} was trained without EMA, so it cannot resume with it")
+                ema.load_state_dict(state.ema)
+            torch.set_rng_state(state.rng)
+            rows, best, start = list(ckpt.history), ckpt.best_acc, ckpt.epoch
+        trained: nn.Module = DistributedDataParallel(model) if ctx.world > 1 else model
+        threads = set_threads(cfg, ctx)
+        cfg = choose_precision(model, train, cfg, ctx)
+        bf16 = cfg.precision == "bf16"
         if ctx.is_main:
-            tqdm.write(
-                f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats['train_loss']:.4f} acc {stats['train_acc']:.2%}"
-                f" | test loss {result.loss:.4f} top-1 {result.top1:.2%} top-5 {result.top5:.2%}"
-                f" | {stats['images_per_s']:.0f} img/s"
+            config = {
+                "model": dataclasses.asdict(model_cfg),
+                "data": dataclasses.asdict(data_cfg),
+                "train": dataclasses.asdict(cfg),
+                "classes": train.classes,
+                "world_size": ctx.world,
+            }
+            (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            log.info(
+                "training %s (width %s) on %s: %d train / %d test images, %s, %s x %d threads, "
+                "lr %.4g (%g at batch %d, scaled to the global batch %d x %d processes), run dir %s",
+                model_cfg.arch,
+                model_cfg.width,
+                data_cfg.dataset,
+                len(train),
+                len(test),
+                "bf16" if bf16 else "fp32",
+                ctx.device,
+                threads,
+                lr,
+                cfg.lr,
+                cfg.lr_batch,
+                cfg.batch_size,
+                ctx.world,
+                run_dir,
             )
-            saved = Checkpoint(
-                weights=(ema.module if ema is not None else model).state_dict(),  # deploy what was scored
-                model_config=model_cfg,
-                data_config=data_cfg,
-                train_config=cfg,
-                classes=train.classes,
-                mean=tuple(train.mean),
-                std=tuple(train.std),
-                resolution=train.resolution,
-                epoch=epoch + 1,
-                best_acc=best,
-                history=rows,
-                training=TrainingState(
-                    optimizer=optimizer.state_dict(),
-                    rng=torch.get_rng_state(),
-                    ema=ema.state_dict() if ema is not None else None,
-                    raw_model=model.state_dict() if ema is not None else None,
-                ),
+        for epoch in range(start, cfg.epochs):
+            stats = train_one_epoch(trained, optimizer, train, cfg, epoch, ctx=ctx, bf16=bf16, ema=ema)
+            scored = ema.module if ema is not None else model
+            result = evaluate(
+                scored, test, batch_size=2 * cfg.batch_size, bf16=bf16, channels_last=cfg.channels_last, ctx=ctx
             )
-            saved.save(run_dir / LAST)
-            if improved:
-                saved.save(run_dir / BEST)
-            _write_metrics(run_dir, rows)
+            row = {
+                "epoch": epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"],
+                **stats,
+                "test_loss": result.loss,
+                "test_acc": result.top1,
+                "test_top5": result.top5,
+            }
+            rows.append(row)
+            improved = result.top1 > best
+            best = max(best, result.top1)
+            if ctx.is_main:
+                tqdm.write(
+                    f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats['train_loss']:.4f} acc {stats['train_acc']:.2%}"
+                    f" | test loss {result.loss:.4f} top-1 {result.top1:.2%} top-5 {result.top5:.2%}"
+                    f" | {stats['images_per_s']:.0f} img/s"
+                )
+                saved = Checkpoint(
+                    weights=(ema.module if ema is not None else model).state_dict(),  # deploy what was scored
+                    model_config=model_cfg,
+                    data_config=data_cfg,
+                    train_config=cfg,
+                    classes=train.classes,
+                    mean=tuple(train.mean),
+                    std=tuple(train.std),
+                    resolution=train.resolution,
+                    epoch=epoch + 1,
+                    best_acc=best,
+                    history=rows,
+                    training=TrainingState(
+                        optimizer=optimizer.state_dict(),
+                        rng=torch.get_rng_state(),
+                        ema=ema.state_dict() if ema is not None else None,
+                        raw_model=model.state_dict() if ema is not None else None,
+                    ),
+                )
+                saved.save(run_dir / LAST)
+                if improved:
+                    saved.save(run_dir / BEST)
+                _write_metrics(run_dir, rows)
     if ctx.is_main:
         log.info("best test top-1 %.2f%%; checkpoints, metrics and curves in %s", 100 * best, run_dir)
     return {"run_dir": str(run_dir), "best_acc": best, "final": rows[-1] if rows else {}}

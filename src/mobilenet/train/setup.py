@@ -1,0 +1,76 @@
+"""What a training process sets up around the loop: threads, the precision choice, and its hold on the
+run directory (a lock, cleanup of a run that never finished an epoch, the message on Ctrl-C)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mobilenet.checkpoint import Checkpoint
+from mobilenet.config import TrainConfig
+from mobilenet.data.splits import Split
+from mobilenet.files import LAST, run_lock
+from mobilenet.train import distributed
+from mobilenet.train.optim import choose_bf16
+
+log = logging.getLogger("mobilenet")
+
+
+def set_threads(cfg: TrainConfig, ctx: distributed.Context) -> int:
+    """`cfg.threads`, or the cores this process may use shared among the ranks on this machine: more
+    threads than cores makes every step wait on the slowest (an epoch ran 8x slower oversubscribed)."""
+    threads = cfg.threads
+    if not threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // ctx.local_world)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def choose_precision(model: nn.Module, train: Split, cfg: TrainConfig, ctx: distributed.Context) -> TrainConfig:
+    """Resolve `precision="auto"` once, by timing (see `choose_bf16`), and record the answer in the config,
+    so a resumed run trains exactly as it started."""
+    if cfg.precision != "auto":
+        return cfg
+    images, labels = next(iter(train.batches(cfg.batch_size, train=True, seed=cfg.seed, device=ctx.device)))
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    bf16 = choose_bf16(model, images, labels.to(ctx.device), cfg, ctx.device)
+    bf16 = bool(distributed.broadcast(ctx, bf16))  # every rank trains alike
+    if ctx.is_main:
+        log.info("precision auto: %s (timed a few training steps of both on this %s)", "bf16" if bf16 else "fp32",
+                 ctx.device.type)  # fmt: skip
+    return dataclasses.replace(cfg, precision="bf16" if bf16 else "fp32")
+
+
+@contextlib.contextmanager
+def guarded(run_dir: Path, ctx: distributed.Context, fresh: bool) -> Iterator[None]:
+    """Rank 0 holds the run directory's lock. A new run that fails before its first checkpoint leaves no
+    directory behind (it could be neither resumed nor re-run); an interrupted one says what it kept."""
+    if not ctx.is_main:
+        yield
+        return
+    with run_lock(run_dir):
+        try:
+            yield
+        except KeyboardInterrupt:
+            if (run_dir / LAST).exists():
+                epoch = Checkpoint.load(run_dir / LAST).epoch
+                log.error("interrupted: %s (epoch %d) is kept; continue with: mobilenet train --resume %s",
+                          run_dir / LAST, epoch, run_dir)  # fmt: skip
+            elif fresh:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                log.error("interrupted before the first epoch ended: nothing was kept")
+            raise
+        except BaseException:
+            if fresh and not (run_dir / LAST).exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
