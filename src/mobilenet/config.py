@@ -23,7 +23,9 @@ BLOCKS: tuple[str, ...] = ("inverted", "classic")  # V2 block shape: narrow-wide
 # How a stride-2 conv pads: "symmetric" (k // 2 on every side: PyTorch, torchvision, timm) or "tf-same"
 # (TensorFlow's SAME: the extra pixel goes bottom/right for even inputs: Keras, TF-Slim). Both give
 # ceil(size / stride) outputs; only weights trained with one reproduce their outputs with it.
-PADDINGS: tuple[str, ...] = ("symmetric", "tf-same")
+# "keras-v1" is Keras Applications' MobileNet (V1): SAME everywhere except that each stride-2 depthwise conv
+# is padded (0, 1) whatever the input size, which equals SAME only for even sides.
+PADDINGS: tuple[str, ...] = ("symmetric", "tf-same", "keras-v1")
 # The ModelConfig fields that decide the network's graph and so its weights' shapes and meaning. Pretrained
 # weights and a resumed run fix them; dropout and num_classes (a new head) may still change.
 GRAPH_FIELDS: tuple[str, ...] = (

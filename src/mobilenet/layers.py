@@ -49,7 +49,9 @@ class ConvBNAct(nn.Module):
     ) -> None:
         super().__init__()
         # Stride 1: TF's SAME is symmetric too, so only strided convs pad themselves in forward().
-        self.tf_same = padding == "tf-same" and stride > 1
+        self.tf_same = padding in ("tf-same", "keras-v1") and stride > 1
+        # Keras' MobileNet (V1) pads its strided depthwise convs by (0, 1) on both axes at every input size
+        self.keras_v1_depthwise = padding == "keras-v1" and stride > 1 and groups > 1
         # pad k // 2 so a stride-2 layer gives ceil(h / 2), like TF "SAME" (the cost model assumes it)
         self.conv = nn.Conv2d(
             in_channels,
@@ -64,7 +66,9 @@ class ConvBNAct(nn.Module):
         self.act = make_activation(activation)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.tf_same:
+        if self.keras_v1_depthwise:
+            x = F.pad(x, (0, 1, 0, 1))
+        elif self.tf_same:
             k, s = self.conv.kernel_size[0], self.conv.stride[0]
             top, bottom = tf_same_padding(x.shape[-2], k, s)
             left, right = tf_same_padding(x.shape[-1], k, s)

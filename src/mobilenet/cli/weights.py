@@ -53,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--padding",
-        choices=("symmetric", "tf-same"),
+        choices=("symmetric", "tf-same", "keras-v1"),
         help="default: the source's own (tf-same for Keras/Slim), which reproduces its outputs",
     )
     p.add_argument("-o", "--output", help="output file (default: SRC with the new suffix)")

@@ -105,6 +105,13 @@ def _to_layout(t: Tensor, kind: str, leaf: str, source: str) -> Tensor:
     return t.t()
 
 
+def native_padding(source: str, arch: str) -> str:
+    """The padding that reproduces `source`'s own outputs for `arch` (see config.PADDINGS)."""
+    if source == "keras" and arch == "mobilenet_v1":
+        return "keras-v1"
+    return CONVENTIONS[source].padding
+
+
 def convert_tensors(
     tensors: Mapping[str, Any],
     source: str,
@@ -146,7 +153,8 @@ def convert_tensors(
     num_classes = probe.num_classes if headless else int(np.shape(named[head[-1]])[0])
     drop = source == "slim" and num_classes == 1001 and background == "drop"
     assert conv is not None  # tensor_table checked the source
-    config = ModelConfig(arch, width, num_classes - int(drop), padding=padding or conv.padding, bn_eps=conv.bn_eps)
+    native = native_padding(source, arch)
+    config = ModelConfig(arch, width, num_classes - int(drop), padding=padding or native, bn_eps=conv.bn_eps)
     expected = build_model(config).state_dict()
     if headless:
         expected = {k: v for k, v in expected.items() if not k.startswith("classifier.")}
@@ -195,6 +203,22 @@ def convert_tensors(
     return Converted(state, config, {k: v for k, v in metadata.items() if v}, ignored)
 
 
+@torch.no_grad()
+def _padding_effect(model: torch.nn.Module, padding: str) -> tuple[float, float]:
+    """How much `model`'s outputs change when the same weights run with another padding rule."""
+    import copy
+    import dataclasses
+
+    from mobilenet.models import build_model
+
+    config: ModelConfig = model.config  # type: ignore[assignment]
+    other = build_model(dataclasses.replace(config, padding=padding)).eval()
+    other.load_state_dict(copy.deepcopy(model.state_dict()))
+    x = torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    a, b = model.eval()(x), other(x)
+    return float((a - b).abs().max()), float((a.argmax(1) == b.argmax(1)).float().mean())
+
+
 def export_tensors(model: torch.nn.Module, target: str) -> tuple[dict[str, Tensor], list[str]]:
     """Our model's tensors in `target`'s names and layout, and warnings (e.g. clamped variances)."""
     config: ModelConfig = model.config  # type: ignore[assignment]
@@ -222,9 +246,12 @@ def export_tensors(model: torch.nn.Module, target: str) -> tuple[dict[str, Tenso
         )
     if conv.bn_eps != config.bn_eps:
         warnings.append(f"BN eps {config.bn_eps:g} here, {conv.bn_eps:g} in {target}: the variances were shifted")
-    if config.padding != conv.padding:
+    native = native_padding(target, config.arch)
+    if config.padding != native:
+        moved, agree = _padding_effect(model, native)
         warnings.append(
-            f"this model pads {config.padding}, {target} pads {conv.padding}: strided layers see shifted "
-            "windows there, so outputs will differ slightly"
+            f"this model pads {config.padding}, {target} pads {native}: every strided layer sees windows shifted "
+            f"by a pixel there. Measured on 8 random 224x224 inputs: logits move by up to {moved:.3g} and top-1 "
+            f"agrees on {agree:.0%}; fine-tune in {target} before relying on it"
         )
     return out, warnings
