@@ -494,3 +494,16 @@ def test_timm_hub_safetensors_file_and_class_names(tmp_path: Path) -> None:
     assert class_names({}, 3) == ["0", "1", "2"]
     with pytest.raises(ValueError, match="missing tensor 'features.0.0.weight' .*is this a torchvision mobilenet_v2"):
         convert_file(tmp_path / "model.safetensors", "torchvision", arch="mobilenet_v2")
+
+
+def test_convert_infers_architecture_and_width_from_the_shapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.save(_tv_state(0.5), tmp_path / "tv.pth")
+    capsys.readouterr()
+    assert main(["convert", str(tmp_path / "tv.pth"), "--from", "torchvision"]) == 0
+    out = capsys.readouterr().out
+    assert "mobilenet_v2 width 0.5, 1000 classes" in out and "inferred: mobilenet_v2 width 0.5" in out
+    torch.save({"features.0.0.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "odd.pth")
+    assert main(["convert", str(tmp_path / "odd.pth"), "--from", "torchvision"]) == 2
+    assert "no mobilenet_v2 or mobilenet_v1 at a published width" in capsys.readouterr().err

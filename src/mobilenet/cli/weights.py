@@ -40,11 +40,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--arch",
-        default="mobilenet_v2",
         choices=("mobilenet_v1", "mobilenet_v2"),
-        help="the architecture of SRC (default mobilenet_v2)",
+        help="the architecture of SRC (default: inferred from its tensor shapes)",
     )
-    p.add_argument("--width", type=float, default=1.0, help="the width the weights were trained at (alpha)")
+    p.add_argument("--width", type=float, help="the width SRC was trained at, alpha (default: inferred)")
     p.add_argument(
         "--background",
         default="drop",

@@ -38,21 +38,45 @@ __all__ = [
 ]
 
 
+# The widths the peers publish weights for; `convert_file` tries these when the width is not given.
+PUBLISHED_WIDTHS = (1.0, 0.75, 0.5, 0.35, 0.25, 1.3, 1.4)
+
+
 def convert_file(
     path: str | Path,
     source: str,
     *,
-    arch: str = "mobilenet_v2",
-    width: float = 1.0,
+    arch: str | None = None,
+    width: float | None = None,
     background: str = "drop",
     padding: str | None = None,
 ) -> Converted:
-    """Read a peer's weights file and convert it (see `convert_tensors`); records the file name."""
-    converted = convert_tensors(
-        read_tensors(path), source, arch=arch, width=width, background=background, padding=padding
+    """Read a peer's weights file and convert it (see `convert_tensors`); records the file name.
+
+    Without `arch` or `width`, every published (architecture, width) is tried and the one whose tensor
+    names and shapes fit exactly is taken (and recorded in the metadata as inferred).
+    """
+    tensors = read_tensors(path)
+    archs = (arch,) if arch else ("mobilenet_v2", "mobilenet_v1")
+    widths = (width,) if width else PUBLISHED_WIDTHS
+    first_error = None
+    for a in archs:
+        for w in widths:
+            try:
+                converted = convert_tensors(tensors, source, arch=a, width=w, background=background, padding=padding)
+            except ValueError as err:
+                first_error = first_error or err
+                continue
+            converted.metadata["source_file"] = Path(path).name
+            if not (arch and width):
+                converted.metadata["inferred"] = f"{a} width {w:g}, from the tensor shapes"
+            return converted
+    if arch and width:
+        raise first_error  # type: ignore[misc]
+    raise ValueError(
+        f"{Path(path).name}: no {' or '.join(archs)} at a published width "
+        f"({', '.join(f'{x:g}' for x in widths)}) fits its tensors ({first_error}); give --arch and --width"
     )
-    converted.metadata["source_file"] = Path(path).name
-    return converted
 
 
 def load_pretrained(path: str | Path, num_classes: int | None = None, **changes: Any) -> tuple[Any, dict[str, str]]:
@@ -112,8 +136,8 @@ def convert_from_peer(
     source: str,
     output: str | Path | None = None,
     *,
-    arch: str = "mobilenet_v2",
-    width: float = 1.0,
+    arch: str | None = None,
+    width: float | None = None,
     background: str = "drop",
     padding: str | None = None,
     force: bool = False,
