@@ -354,8 +354,11 @@ class _Boom:
 def test_bad_files_are_refused_without_running_code(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"features.0.0.weight": _Boom()}))
-    with pytest.raises(ValueError, match="evil.pth is not a readable weights file"):
+    with pytest.raises(
+        ValueError, match=r"evil.pth holds pickled Python objects besides tensors; they are never loaded or run"
+    ) as info:
         read_tensors(evil)
+    assert "\x1b[" not in str(info.value) and "weights_only` set to `False" not in str(info.value)
     good = save_weights(convert_tensors(_tv_state(), "torchvision", width=0.5), tmp_path / "v2.safetensors")
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -507,3 +510,13 @@ def test_convert_infers_architecture_and_width_from_the_shapes(
     torch.save({"features.0.0.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "odd.pth")
     assert main(["convert", str(tmp_path / "odd.pth"), "--from", "torchvision"]) == 2
     assert "no mobilenet_v2 or mobilenet_v1 at a published width" in capsys.readouterr().err
+
+
+def test_file_errors_name_what_is_in_the_file(tmp_path: Path) -> None:
+    np.savez(tmp_path / "objects.npz", a=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="objects.npz holds object arrays"):
+        read_tensors(tmp_path / "objects.npz")
+    shard = Path(__file__).parent / "data" / "tf_checkpoint" / "model.ckpt.data-00000-of-00001"
+    by_prefix = read_tensors(shard.parent / "model.ckpt")
+    by_shard = read_tensors(shard)  # the file a user sees and picks: the data shard
+    assert by_shard.keys() == by_prefix.keys() and len(by_shard) > 0

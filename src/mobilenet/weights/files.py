@@ -9,6 +9,7 @@ Write: our converted weights as safetensors with their conventions in the metada
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,23 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 
 def _fail(path: Path, err: BaseException) -> ValueError:
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours its messages for terminals
+    if "Weights only load failed" in text:  # torch.load(weights_only=True) met pickled objects, not tensors
+        blocked = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" ({blocked.group(1)})" if blocked else ""
+        return ValueError(
+            f"{path} holds pickled Python objects{what} besides tensors; they are never loaded or run here. "
+            "Re-save the weights as a plain state dict or .safetensors from a trusted environment"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     return ValueError(f"{path} is not a readable weights file: {first}")
 
 
 def read_tensors(path: str | Path) -> dict[str, Any]:
     """Name -> array of every tensor in a weights file, by its format (the suffix, or a TF checkpoint prefix)."""
     path = Path(path)
-    tf_prefix = Path(str(path).removesuffix(".index"))
+    # a TF checkpoint is named by its prefix; accept the .index file or a data shard too
+    tf_prefix = Path(re.sub(r"\.(index|data-\d{5}-of-\d{5})$", "", str(path)))
     if Path(f"{tf_prefix}.index").is_file():
         return read_tf_checkpoint(tf_prefix)
     if not path.is_file():
@@ -48,7 +58,13 @@ def read_tensors(path: str | Path) -> dict[str, Any]:
             return _read_keras_h5(path)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+                try:
+                    return {k: data[k] for k in data.files}
+                except ValueError:
+                    raise ValueError(
+                        f"{path} holds object arrays (pickled Python objects), which are never loaded here: "
+                        "save plain numeric arrays (np.savez with float arrays)"
+                    ) from None
         if suffix in TORCH_SUFFIXES:
             return _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
     except ValueError:
