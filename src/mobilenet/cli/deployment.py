@@ -25,27 +25,50 @@ def _add_expected(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=int, help="fail unless the checkpoint has this many classes")
 
 
-def predict(args: argparse.Namespace) -> str:
+def predict(args: argparse.Namespace) -> tuple[str, int]:
     from mobilenet.deploy.predict import predict as run_predict
 
     source = args.checkpoint or args.weights
     if not source:
         raise ValueError("give --checkpoint RUN_OR_CKPT or --weights FILE.safetensors")
     predictions = run_predict(source, args.images, args.top_k, splits=args.split, resolution=args.resolution)
+    failed = [p for p in predictions if p.error]
+    for p in failed:
+        print(f"mobilenet predict: error: {p.error}", file=sys.stderr)
     if args.json:
-        return json.dumps([p.__dict__ for p in predictions], indent=2)
+        return json.dumps([p.__dict__ for p in predictions], indent=2), 1 if failed else 0
     lines = []
     for p in predictions:
-        ranked = ", ".join(f"{label} {prob:.1%}" for label, prob in zip(p.labels, p.probabilities, strict=True))
-        lines.append(f"{p.path}: {ranked}")
-    return "\n".join(lines)
+        if not p.error:
+            ranked = ", ".join(f"{label} {prob:.1%}" for label, prob in zip(p.labels, p.probabilities, strict=True))
+            lines.append(f"{p.path}: {ranked}")
+    return "\n".join(lines), 1 if failed else 0
 
 
 def export(args: argparse.Namespace) -> str:
     from mobilenet.deploy.verify import export_checkpoint
 
+    if args.checkpoint.endswith(".safetensors"):
+        from mobilenet.deploy.mobile_verify import export_weights_mobile
+
+        if args.format not in ("tflite", "executorch") or args.int8:
+            raise ValueError(
+                "converted weights export to fp32 tflite or executorch; for int8, fine-tune them "
+                "(`mobilenet train --init`) and export the run, which brings calibration and held-out images"
+            )
+        weights = export_weights_mobile(
+            args.checkpoint, args.output, fmt=args.format, uint8_nhwc=args.uint8_nhwc, resolution=args.resolution or 224
+        )
+        return weights.text()
     result = export_checkpoint(
-        args.checkpoint, args.output, fmt=args.format, resolution=args.resolution, expect=_expected(args)
+        args.checkpoint,
+        args.output,
+        fmt=args.format,
+        resolution=args.resolution,
+        expect=_expected(args),
+        int8=args.int8,
+        uint8_nhwc=args.uint8_nhwc,
+        calibration=args.calibration,
     )
     return result.text()
 
@@ -115,11 +138,29 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(run=predict)
 
-    p = sub.add_parser("export", help="ONNX (BN folded, verified in onnxruntime) or torch.export program")
-    p.add_argument("checkpoint", help="a .pt file or a run directory")
-    p.add_argument("--format", default="onnx", choices=("onnx", "torch-export"), help="file type (default onnx)")
-    p.add_argument("-o", "--output", help="output file (default: model.onnx / model.pt2 beside the checkpoint)")
+    p = sub.add_parser(
+        "export", help="ONNX, torch.export, LiteRT (.tflite) or ExecuTorch (.pte), verified in its own runtime"
+    )
+    p.add_argument("checkpoint", help="a .pt file or a run directory (tflite/executorch: also a .safetensors)")
+    p.add_argument(
+        "--format",
+        default="onnx",
+        choices=("onnx", "torch-export", "tflite", "executorch"),
+        help="file type (default onnx); tflite and executorch are batch 1, for phones",
+    )
+    p.add_argument("-o", "--output", help="output file (default: model.<suffix> beside the checkpoint)")
     p.add_argument("--resolution", type=int, help="input side (default: the checkpoint's training resolution)")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="tflite/executorch: full-integer int8 (PT2E), calibrated on training images, within 1 point of fp32",
+    )
+    p.add_argument(
+        "--uint8-nhwc",
+        action="store_true",
+        help="tflite/executorch: take uint8 (N, H, W, 3) camera pixels; normalisation folded into the stem",
+    )
+    p.add_argument("--calibration", type=int, default=256, help="with --int8: training images (default 256)")
     _add_expected(p)
     p.set_defaults(run=export)
 

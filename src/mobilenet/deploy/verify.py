@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,7 +17,10 @@ from mobilenet.deploy.export import INPUT_NAME, export_onnx, export_program
 from mobilenet.files import atomic_path, beside
 from mobilenet.models import MobileNet
 
-SUFFIXES = {"onnx": ".onnx", "torch-export": ".pt2"}
+if TYPE_CHECKING:
+    from mobilenet.deploy.mobile_verify import MobileExport
+
+SUFFIXES = {"onnx": ".onnx", "torch-export": ".pt2", "tflite": ".tflite", "executorch": ".pte"}
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,32 @@ def export_checkpoint(
     resolution: int | None = None,
     tolerance: float = 1e-4,
     expect: Expected | None = None,
-) -> ExportResult:
-    """Export and verify against PyTorch on random and real inputs; a file that fails is removed."""
+    int8: bool = False,
+    uint8_nhwc: bool = False,
+    calibration: int = 256,
+) -> ExportResult | MobileExport:
+    """Export and verify against PyTorch on random and real inputs; a file that fails is removed.
+    `int8`, `uint8_nhwc` and `calibration` apply to the phone formats (tflite, executorch)."""
     if fmt not in SUFFIXES:
         raise ValueError(f"unknown format {fmt!r}; expected one of: {', '.join(SUFFIXES)}")
+    if fmt in ("tflite", "executorch"):
+        from mobilenet.deploy.mobile_verify import export_checkpoint_mobile
+
+        return export_checkpoint_mobile(
+            checkpoint,
+            output,
+            fmt=fmt,
+            int8=int8,
+            uint8_nhwc=uint8_nhwc,
+            calibration=calibration,
+            resolution=resolution,
+            tolerance=tolerance,
+            expect=expect,
+        )
+    if int8 or uint8_nhwc:
+        raise ValueError(
+            f"int8 and uint8 NHWC input are for tflite and executorch, not {fmt}; see `mobilenet quantize`"
+        )
     ckpt = Checkpoint.load(checkpoint)
     if expect is not None:
         expect.check(ckpt.model_config)

@@ -1,0 +1,157 @@
+"""Phone exports: LiteRT `.tflite` and ExecuTorch `.pte`, fp32 and int8, each run in its own runtime; the
+uint8 NHWC camera input; converted pretrained weights; missing extras and failed checks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import randomize_bn
+from mobilenet.cli import main
+from mobilenet.config import ModelConfig
+from mobilenet.deploy import mobile
+from mobilenet.deploy.mobile import Preprocessing, Uint8NHWC
+from mobilenet.deploy.mobile_verify import export_checkpoint_mobile, export_weights_mobile
+from mobilenet.models import build_model
+
+pytest.importorskip("litert_torch")
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("executorch")
+
+PRE = Preprocessing((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 32)
+
+
+def _random_model(**config: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**config))  # type: ignore[arg-type]
+    randomize_bn(model)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 1)  # logits of order 1, so a 1e-4 match says something
+    return model.eval()
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "tf-same"])
+def test_uint8_nhwc_matches_the_float_model_exactly(padding: str) -> None:
+    # Not CIFAR: the stem has stride 2, so tf-same pads it asymmetrically (0 before, 1 after).
+    model = _random_model(arch="mobilenet_v2", width=0.35, num_classes=10, padding=padding)
+    pixels = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    pixels[:, 0] = 0  # a black top row: the border is where a wrong fold shows
+    with torch.no_grad():
+        ref = model(PRE.normalize(pixels))
+        ours = Uint8NHWC(model, PRE)(pixels)
+    assert ref.abs().max() > 1
+    assert (ours - ref).abs().max() < 1e-4
+
+
+def test_folding_the_mean_into_the_bias_would_be_wrong_at_the_border() -> None:
+    # Why the mean is subtracted before the stem instead: with zero padding of raw pixels, a bias fold is
+    # exact inside the image but not on its one-pixel border.
+    stem = Uint8NHWC(_random_model(arch="mobilenet_v2", width=0.35, cifar=True), PRE).model.stem.conv
+    pixels = torch.randint(0, 256, (2, 3, 32, 32), generator=torch.Generator().manual_seed(2)).float()
+    mean = 255 * torch.tensor(PRE.mean).view(1, 3, 1, 1)
+    with torch.no_grad():
+        right = stem(pixels - mean)
+        naive = F.conv2d(pixels, stem.weight, stem.bias - (stem.weight * mean).sum((1, 2, 3)), padding=1)
+    assert (naive - right)[..., 1:-1, 1:-1].abs().max() < 1e-3
+    assert (naive - right).abs().max() > 0.1
+
+
+def test_tflite_fp32_from_checkpoint(digits_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(digits_run), "--format", "tflite"]) == 0
+    out = capsys.readouterr().out
+    path = digits_run / "model.tflite"
+    assert path.exists() and f"wrote {path}" in out
+    assert out.count("OK: ") == 2 and "held-out images (64 images)" in out, out
+    assert "START" not in out and "I0000" not in out  # the converter's own log stays out of the output
+    run = mobile.tflite_runner(path)
+    x = torch.randn(2, 3, 32, 32)
+    from mobilenet.checkpoint import Checkpoint
+
+    with torch.no_grad():
+        ref = Checkpoint.load(digits_run).build_model().eval()(x).numpy()
+    assert np.abs(run(x.numpy()) - ref).max() < 1e-4
+
+
+def test_executorch_fp32_uint8_nhwc(digits_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "camera.pte"
+    result = export_checkpoint_mobile(digits_run, out, fmt="executorch", uint8_nhwc=True)
+    assert out.exists() and [c.ok for c in result.checks] == [True, True]
+    assert max(c.max_abs_diff for c in result.checks) < 1e-4
+    assert "uint8 (1, 32, 32, 3) pixels" in result.text()
+    pixels = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    from mobilenet.checkpoint import Checkpoint
+
+    ckpt = Checkpoint.load(digits_run)
+    pre = Preprocessing(ckpt.mean, ckpt.std, ckpt.resolution)
+    with torch.no_grad():
+        ref = ckpt.build_model().eval()(pre.normalize(pixels)).numpy()
+    assert np.abs(mobile.pte_runner(out)(pixels.numpy()) - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("fmt,uint8_nhwc", [("tflite", True), ("executorch", False)])
+def test_int8_within_one_point(digits_run: Path, tmp_path: Path, fmt: str, uint8_nhwc: bool) -> None:
+    out = tmp_path / f"q{mobile.SUFFIXES[fmt]}"
+    result = export_checkpoint_mobile(digits_run, out, fmt=fmt, int8=True, uint8_nhwc=uint8_nhwc, calibration=64)
+    check = result.int8_check
+    assert check is not None and check.ok and check.images > 300
+    assert check.int8_top1 >= check.fp32_top1 - 0.01 and check.agreement > 0.95
+    assert "top-1 agreement" in result.text()
+    # int8 weights: well under half the 4 bytes per parameter an fp32 file needs
+    from mobilenet.checkpoint import Checkpoint
+    from mobilenet.models import count_params
+
+    assert out.stat().st_size < 0.5 * 4 * count_params(Checkpoint.load(digits_run).build_model())
+
+
+def test_export_from_converted_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mobilenet.weights import convert_tensors, save_weights
+
+    theirs = _random_model(arch="mobilenet_v2", width=0.35, num_classes=10)
+    converted = convert_tensors(_as_torchvision(theirs), "torchvision", width=0.35)
+    weights = save_weights(converted, tmp_path / "v2.safetensors")
+    result = export_weights_mobile(weights, fmt="tflite", resolution=64)
+    assert result.path == tmp_path / "v2.tflite" and result.path.exists()
+    assert result.checks[0].ok and result.checks[0].max_abs_diff < 1e-4
+    assert main(["export", str(weights), "--format", "executorch", "--resolution", "64"]) == 0
+    assert (tmp_path / "v2.pte").exists() and "OK: random inputs" in capsys.readouterr().out
+    assert main(["export", str(weights), "--format", "tflite", "--int8"]) == 2
+    assert "fine-tune" in capsys.readouterr().err
+
+
+def _as_torchvision(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from mobilenet.weights import export_tensors
+
+    return export_tensors(model, "torchvision")[0]
+
+
+@pytest.mark.parametrize(
+    "fmt,module,extra", [("tflite", "litert_torch", "litert"), ("executorch", "executorch", "executorch")]
+)
+def test_missing_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fmt: str, module: str, extra: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setitem(sys.modules, f"{module}.exir", None)
+    model = _random_model(arch="mobilenet_v2", width=0.35, num_classes=10, cifar=True)
+    with pytest.raises(ValueError, match=rf"pip install 'mobilenet\[{extra}\]'") as err:
+        mobile.WRITERS[fmt](model, tmp_path / "m", torch.randn(1, 3, 32, 32), None)
+    assert "\n" not in str(err.value)
+
+
+def test_failed_check_writes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A runtime that gets the numbers slightly wrong: the writer works, the check must refuse the file.
+    real_runner = mobile.RUNNERS["tflite"]
+    monkeypatch.setitem(mobile.RUNNERS, "tflite", lambda path, threads: lambda x: real_runner(path, threads)(x) + 1e-3)
+    model = _random_model(arch="mobilenet_v2", width=0.35, num_classes=10, cifar=True)
+    from mobilenet.deploy.mobile_verify import export_mobile
+
+    with pytest.raises(ValueError, match="verification failed, nothing written"):
+        export_mobile(model, tmp_path / "m.tflite", fmt="tflite", pre=PRE)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="int8 export needs calibration"):
+        export_mobile(model, tmp_path / "m.tflite", fmt="tflite", pre=PRE, int8=True)
