@@ -339,3 +339,29 @@ def test_bad_flags_are_one_line_errors(argv: list[str], message: str, capsys: py
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_step_checkpoints_resume_mid_epoch_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--checkpoint-every 4`: a run stopped half-way through an epoch resumes from its last step
+    checkpoint and ends with the same weights as a run that never stopped."""
+    import mobilenet.train.loop as loop
+
+    args = ["train", *TINY, "--epochs", "2", "--resolution", "16", "--precision", "fp32", "--checkpoint-every", "4"]
+    assert main([*args, "--out", str(tmp_path / "straight")]) == 0
+    real = loop.lr_factor
+
+    def stop_in_the_middle(cfg: TrainConfig, progress: float) -> float:
+        if 1.5 <= progress < 1.6:  # epoch 2, after its step-4 checkpoint (12 steps per epoch)
+            raise KeyboardInterrupt
+        return real(cfg, progress)
+
+    monkeypatch.setattr(loop, "lr_factor", stop_in_the_middle)
+    assert main([*args, "--out", str(tmp_path / "stopped")]) == 130
+    monkeypatch.undo()
+    saved = Checkpoint.load(tmp_path / "stopped")
+    assert saved.epoch == 1 and saved.training is not None and saved.training.step == 4
+    assert main(["train", "--resume", str(tmp_path / "stopped")]) == 0
+    straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "stopped" / "last.pt")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    a, b = (json.loads((tmp_path / r / "metrics.jsonl").read_text().splitlines()[-1]) for r in ("straight", "stopped"))
+    assert a["train_loss"] == pytest.approx(b["train_loss"]) and a["test_acc"] == b["test_acc"]

@@ -48,6 +48,8 @@ class TrainingState:
     rng: torch.Tensor
     ema: dict[str, Any] | None = None
     raw_model: dict[str, Any] | None = None  # with EMA, `Checkpoint.weights` holds the average
+    step: int = 0  # > 0: saved this many steps into epoch `Checkpoint.epoch` (a step checkpoint)
+    partial: tuple[float, float, int] = (0.0, 0.0, 0)  # that epoch's loss sum, correct count, images so far
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Checkpoint:
     mean: tuple[float, ...]  # the normalisation the model was trained with
     std: tuple[float, ...]
     resolution: int  # the side the model was trained at
-    epoch: int  # epochs completed
+    epoch: int  # epochs completed (a step checkpoint is `training.step` steps into the next one)
     best_acc: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     training: TrainingState | None = None
@@ -110,13 +112,19 @@ class Checkpoint:
             state |= {"optimizer": self.training.optimizer, "rng": self.training.rng, "ema": self.training.ema}
             if self.training.raw_model is not None:
                 state["raw_model"] = self.training.raw_model
+            if self.training.step:
+                state |= {"step": self.training.step, "partial": list(self.training.partial)}
         return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any], path: Path | None = None) -> Checkpoint:
         training = None
         if "optimizer" in state and "rng" in state:
-            training = TrainingState(state["optimizer"], state["rng"], state.get("ema"), state.get("raw_model"))
+            partial = state.get("partial", (0.0, 0.0, 0))
+            training = TrainingState(
+                state["optimizer"], state["rng"], state.get("ema"), state.get("raw_model"), int(state.get("step", 0)),
+                (float(partial[0]), float(partial[1]), int(partial[2])),
+            )  # fmt: skip
         try:
             return cls(
                 weights=state["model"],

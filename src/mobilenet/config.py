@@ -139,6 +139,7 @@ class TrainConfig:
     init: str = ""  # converted pretrained weights (.safetensors) to start from; the classifier is new
     freeze_backbone: bool = False  # with init: train the classifier only
     threads: int = 0  # CPU threads per process; 0: the cores this process may use, shared among local ranks
+    checkpoint_every: int = 0  # also save last.pt every N steps within an epoch (0: at epoch ends only)
 
     def __post_init__(self) -> None:
         checks = {
@@ -153,6 +154,7 @@ class TrainConfig:
             "warmup_epochs": self.warmup_epochs >= 0,
             "rmsprop_eps": self.rmsprop_eps > 0,
             "threads": self.threads >= 0,
+            "checkpoint_every": self.checkpoint_every >= 0,
             "lr_batch": self.lr_batch >= 1,
             "freeze_backbone": not self.freeze_backbone or bool(self.init),
         }

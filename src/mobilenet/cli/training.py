@@ -67,6 +67,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="with --init: train only the classifier (BN statistics stay frozen too)",
     )
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="also save last.pt every N steps, for long epochs; resumes exactly (one process)")  # fmt: skip
     g.add_argument("--threads", type=int, help="CPU threads per process (default: the cores this process may use)")
 
 

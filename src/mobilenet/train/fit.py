@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,8 +187,56 @@ def _fit(
                 ctx.world,
                 run_dir,
             )
+
+        def snapshot(epochs_done: int, step: int = 0, partial: tuple[float, float, int] = (0, 0, 0)) -> Checkpoint:
+            return Checkpoint(
+                weights=(ema.module if ema is not None else model).state_dict(),  # deploy what was scored
+                model_config=model_cfg,
+                data_config=data_cfg,
+                train_config=cfg,
+                classes=train.classes,
+                mean=tuple(train.mean),
+                std=tuple(train.std),
+                resolution=train.resolution,
+                epoch=epochs_done,
+                best_acc=best,
+                history=rows,
+                training=TrainingState(
+                    optimizer=optimizer.state_dict(),
+                    rng=torch.get_rng_state(),
+                    ema=ema.state_dict() if ema is not None else None,
+                    raw_model=model.state_dict() if ema is not None else None,
+                    step=step,
+                    partial=partial,
+                ),
+            )
+
+        def save_step(epoch: int) -> Callable[[int, tuple[float, float, int]], None] | None:
+            if not (ctx.is_main and cfg.checkpoint_every):
+                return None
+
+            def save(step: int, partial: tuple[float, float, int]) -> None:
+                snapshot(epoch, step, partial).save(run_dir / LAST)
+
+            return save
+
+        if cfg.checkpoint_every and ctx.world > 1:
+            raise ValueError("--checkpoint-every saves one process's place in an epoch; use it without torchrun")
+        resume_step = ckpt.training if ckpt is not None and ckpt.training is not None and ckpt.training.step else None
         for epoch in range(start, cfg.epochs):
-            stats = train_one_epoch(trained, optimizer, train, cfg, epoch, ctx=ctx, bf16=bf16, ema=ema)
+            partway = resume_step if epoch == start else None
+            stats = train_one_epoch(
+                trained,
+                optimizer,
+                train,
+                cfg,
+                epoch,
+                ctx=ctx,
+                bf16=bf16,
+                ema=ema,
+                resume=resume,
+                on_step=save_step(epoch),
+            )
             scored = ema.module if ema is not None else model
             result = evaluate(
                 scored, test, batch_size=2 * cfg.batch_size, bf16=bf16, channels_last=cfg.channels_last, ctx=ctx
@@ -209,25 +258,7 @@ def _fit(
                     f" | test loss {result.loss:.4f} top-1 {result.top1:.2%} top-5 {result.top5:.2%}"
                     f" | {stats['images_per_s']:.0f} img/s"
                 )
-                saved = Checkpoint(
-                    weights=(ema.module if ema is not None else model).state_dict(),  # deploy what was scored
-                    model_config=model_cfg,
-                    data_config=data_cfg,
-                    train_config=cfg,
-                    classes=train.classes,
-                    mean=tuple(train.mean),
-                    std=tuple(train.std),
-                    resolution=train.resolution,
-                    epoch=epoch + 1,
-                    best_acc=best,
-                    history=rows,
-                    training=TrainingState(
-                        optimizer=optimizer.state_dict(),
-                        rng=torch.get_rng_state(),
-                        ema=ema.state_dict() if ema is not None else None,
-                        raw_model=model.state_dict() if ema is not None else None,
-                    ),
-                )
+                saved = snapshot(epoch + 1)
                 saved.save(run_dir / LAST)
                 if improved:
                     saved.save(run_dir / BEST)

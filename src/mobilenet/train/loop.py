@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from mobilenet.checkpoint import TrainingState
 from mobilenet.config import TrainConfig
 from mobilenet.data.splits import Split
 from mobilenet.train import distributed
@@ -97,17 +99,30 @@ def train_one_epoch(
     ctx: distributed.Context,
     bf16: bool,
     ema: AveragedModel | None = None,
+    resume: TrainingState | None = None,
+    on_step: Callable[[int, tuple[float, float, int]], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over this rank's shard; returns loss, accuracy and images/s summed over ranks."""
+    """One pass over this rank's shard; returns loss, accuracy and images/s summed over ranks.
+
+    `on_step(steps_done, partial_sums)` is called every `cfg.checkpoint_every` steps (not after the last);
+    `resume` (a step checkpoint's state) continues the epoch where it stopped: the batches before it are
+    drawn again without training, so augmentation and order replay exactly, and the RNG is restored.
+    """
     model.train()
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout noise depends only on (seed, epoch): resumable
     steps = math.ceil(math.ceil(len(split) / ctx.world) / cfg.batch_size)
-    loss_sum, correct, seen, start = 0.0, 0.0, 0, time.perf_counter()
+    skip = resume.step if resume is not None else 0
+    loss_sum, correct, seen = resume.partial if resume is not None else (0.0, 0.0, 0)
+    start = time.perf_counter()
     batches = split.batches(
         cfg.batch_size, train=True, epoch=epoch, seed=cfg.seed, rank=ctx.rank, world=ctx.world, device=ctx.device
     )
     bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
     for step, (images, labels) in enumerate(bar):
+        if step < skip:
+            continue
+        if resume is not None and step == skip:
+            torch.set_rng_state(resume.rng)
         for group in optimizer.param_groups:
             group["lr"] = cfg.scaled_lr(ctx.world) * lr_factor(cfg, epoch + step / steps)
         images, labels = _to(images, labels, ctx.device, cfg.channels_last)
@@ -126,6 +141,9 @@ def train_one_epoch(
         seen += len(labels)
         rate = seen * ctx.world / (time.perf_counter() - start)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}")
+        done = step + 1
+        if on_step is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < steps:
+            on_step(done, (loss_sum, correct, seen))
     loss_sum, correct, total = distributed.all_sum(ctx, [loss_sum, correct, float(seen)])
     elapsed = time.perf_counter() - start
     return {"train_loss": loss_sum / total, "train_acc": correct / total, "images_per_s": total / elapsed}
