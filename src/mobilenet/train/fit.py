@@ -234,7 +234,7 @@ def _fit(
                 ctx=ctx,
                 bf16=bf16,
                 ema=ema,
-                resume=resume,
+                resume=partway,
                 on_step=save_step(epoch),
             )
             scored = ema.module if ema is not None else model
