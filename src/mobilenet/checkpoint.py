@@ -122,9 +122,13 @@ class Checkpoint:
         if "optimizer" in state and "rng" in state:
             partial = state.get("partial", (0.0, 0.0, 0))
             training = TrainingState(
-                state["optimizer"], state["rng"], state.get("ema"), state.get("raw_model"), int(state.get("step", 0)),
+                state["optimizer"],
+                state["rng"],
+                state.get("ema"),
+                state.get("raw_model"),
+                int(state.get("step", 0)),
                 (float(partial[0]), float(partial[1]), int(partial[2])),
-            )  # fmt: skip
+            )
         try:
             return cls(
                 weights=state["model"],

@@ -43,8 +43,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr-batch", type=int, help="the batch size --lr is given for")
     g.add_argument("--momentum", type=float, help="SGD momentum, or RMSProp's (default 0.9)")
     g.add_argument("--weight-decay", type=float, help="L2 penalty on conv and linear weights")
-    g.add_argument("--decay-depthwise", action=argparse.BooleanOptionalAction, default=None,
-                   help="apply the weight decay to depthwise weights too (the paper recipe does not)")  # fmt: skip
+    g.add_argument(
+        "--decay-depthwise",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="apply the weight decay to depthwise weights too (the paper recipe does not)",
+    )
     g.add_argument("--rmsprop-eps", type=float, help="RMSProp epsilon, inside the square root (default 1.0)")
     g.add_argument("--schedule", help="cosine | exponential")
     g.add_argument("--lr-decay", type=float, help="per-epoch factor of the exponential schedule")
@@ -67,8 +71,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="with --init: train only the classifier (BN statistics stay frozen too)",
     )
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    g.add_argument("--checkpoint-every", type=int, metavar="N",
-                   help="also save last.pt every N steps, for long epochs; resumes exactly (one process)")  # fmt: skip
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="also save last.pt every N steps, for long epochs; resumes exactly (one process)",
+    )
     g.add_argument("--threads", type=int, help="CPU threads per process (default: the cores this process may use)")
 
 

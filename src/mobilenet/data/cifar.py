@@ -12,7 +12,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from mobilenet.files import atomic_path
 
 BASE_URL = "https://www.cs.toronto.edu/~kriz/"
 
@@ -99,20 +100,16 @@ def md5sum(path: Path) -> str:
 def download(url: str, dest: Path, md5: str) -> None:
     """Fetch `url` to `dest` through a temporary file; a checksum mismatch leaves nothing behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        got = md5sum(Path(tmp))
-        if got != md5:
-            raise ValueError(f"download of {url} is corrupt: MD5 {got}, expected {md5}")
-        os.replace(tmp, dest)
+        with atomic_path(dest, dest.suffix) as tmp:
+            with tmp.open("wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+            got = md5sum(tmp)
+            if got != md5:
+                raise ValueError(f"download of {url} is corrupt: MD5 {got}, expected {md5}")
     except OSError as err:
         raise ValueError(f"cannot download {url}: {err}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _extract(archive: Path, layout: CifarLayout, root: Path) -> Path:

@@ -46,8 +46,11 @@ def choose_precision(model: nn.Module, train: Split, cfg: TrainConfig, ctx: dist
     bf16 = choose_bf16(model, images, labels.to(ctx.device), cfg, ctx.device)
     bf16 = bool(distributed.broadcast(ctx, bf16))  # every rank trains alike
     if ctx.is_main:
-        log.info("precision auto: %s (timed a few training steps of both on this %s)", "bf16" if bf16 else "fp32",
-                 ctx.device.type)  # fmt: skip
+        log.info(
+            "precision auto: %s (timed a few training steps of both on this %s)",
+            "bf16" if bf16 else "fp32",
+            ctx.device.type,
+        )
     return dataclasses.replace(cfg, precision="bf16" if bf16 else "fp32")
 
 
@@ -64,8 +67,12 @@ def guarded(run_dir: Path, ctx: distributed.Context, fresh: bool) -> Iterator[No
         except KeyboardInterrupt:
             if (run_dir / LAST).exists():
                 epoch = Checkpoint.load(run_dir / LAST).epoch
-                log.error("interrupted: %s (epoch %d) is kept; continue with: mobilenet train --resume %s",
-                          run_dir / LAST, epoch, run_dir)  # fmt: skip
+                log.error(
+                    "interrupted: %s (epoch %d) is kept; continue with: mobilenet train --resume %s",
+                    run_dir / LAST,
+                    epoch,
+                    run_dir,
+                )
             elif fresh:
                 shutil.rmtree(run_dir, ignore_errors=True)
                 log.error("interrupted before the first epoch ended: nothing was kept")
