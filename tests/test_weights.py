@@ -520,3 +520,10 @@ def test_file_errors_name_what_is_in_the_file(tmp_path: Path) -> None:
     by_prefix = read_tensors(shard.parent / "model.ckpt")
     by_shard = read_tensors(shard)  # the file a user sees and picks: the data shard
     assert by_shard.keys() == by_prefix.keys() and len(by_shard) > 0
+
+
+def test_timm_depth_multiplier_models_are_named_as_unsupported() -> None:
+    timm = import_peer("timm")
+    deeper = timm.create_model("mobilenetv2_120d", pretrained=False).state_dict()
+    with pytest.raises(ValueError, match="depth-multiplier models .* Depth multiplier not supported"):
+        convert_tensors(deeper, "timm", arch="mobilenet_v2", width=1.0)

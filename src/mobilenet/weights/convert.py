@@ -135,6 +135,12 @@ def convert_tensors(
     probe = ModelConfig(arch, width)  # validates arch and width before anything else
     named, ignored, used_ema = _normalise_keys(tensors, source)
     spec = network_spec(probe)
+    blocks = {m.group(1, 2) for k in named if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", k))}
+    if source == "timm" and len(blocks) > len(spec.blocks):
+        raise ValueError(
+            f"{len(blocks)} blocks where the paper's {arch} has {len(spec.blocks)}: this is one of timm's "
+            "depth-multiplier models (e.g. mobilenetv2_110d, mobilenetv2_120d). Depth multiplier not supported"
+        )
     table = tensor_table(source, spec)
     keras3 = False
     if source == "keras":
@@ -175,6 +181,11 @@ def convert_tensors(
         state[entry.ours] = value.contiguous()
     if named:
         extra = sorted(named)
+        raise ValueError(
+            f"{len(extra)} tensors of extra blocks ({extra[0]!r}, ...): this is one of timm's depth-multiplier "
+            "models (mobilenetv2_110d, mobilenetv2_120d), which repeat blocks beyond the paper's table. "
+            "Depth multiplier not supported"
+        )
         raise ValueError(
             f"{len(extra)} unexpected tensor(s) for {arch} width {width:g} in the {source} layout, first "
             f"{extra[0]!r}: nothing is dropped silently; check --from, --arch and --width"
