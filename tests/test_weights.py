@@ -527,3 +527,11 @@ def test_timm_depth_multiplier_models_are_named_as_unsupported() -> None:
     deeper = timm.create_model("mobilenetv2_120d", pretrained=False).state_dict()
     with pytest.raises(ValueError, match="depth-multiplier models .* Depth multiplier not supported"):
         convert_tensors(deeper, "timm", arch="mobilenet_v2", width=1.0)
+
+
+def test_weights_of_the_wrong_shape_name_the_tensor(tmp_path: Path) -> None:
+    converted = convert_tensors(_tv_state(0.5), "torchvision", width=0.5)
+    converted.state_dict["blocks.3.expand.conv.weight"] = torch.zeros(7, 7, 1, 1)
+    save_weights(converted, tmp_path / "bent.safetensors")
+    with pytest.raises(ValueError, match=r"bent.safetensors does not fit .* size mismatch for blocks.3.expand.conv"):
+        load_pretrained(tmp_path / "bent.safetensors")

@@ -102,10 +102,10 @@ def load_pretrained(path: str | Path, num_classes: int | None = None, **changes:
     model = build_model(config)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shapes that do not fit
-        raise ValueError(
-            f"{path} does not fit {config.arch} width {config.width:g}: {str(err).splitlines()[0]}"
-        ) from None
+    except RuntimeError as err:  # shapes that do not fit: name the first tensor torch lists
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if line.startswith("size mismatch for")), lines[0])
+        raise ValueError(f"{path} does not fit {config.arch} width {config.width:g}: {detail}") from None
     missing = [k for k in missing if not (new_head and k.startswith("classifier."))]
     if missing or unexpected:
         what = f"lacks {missing[0]!r}" if missing else f"has an unexpected {unexpected[0]!r}"
