@@ -3,6 +3,8 @@ uint8 NHWC camera input; converted pretrained weights; missing extras and failed
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -155,3 +157,16 @@ def test_failed_check_writes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="int8 export needs calibration"):
         export_mobile(model, tmp_path / "m.tflite", fmt="tflite", pre=PRE, int8=True)
+
+
+def test_bench_times_the_phone_runtimes_beside_the_peers() -> None:
+    """`mobilenet bench --engine litert`: ours and torchvision's model through the same exporter and runtime."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mobilenet", "bench", "--width", "0.35", "--resolution", "32", "--batch", "1",
+         "--runs", "3", "--engine", "litert", "--precision", "fp32", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["name"]: r for r in json.loads(done.stdout)["results"]}
+    assert {"mobilenet litert fp32", "torchvision -> litert fp32"} <= set(rows)
+    assert all(r["median_ms"] > 0 for r in rows.values())

@@ -201,8 +201,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--engine",
         nargs="+",
         default=["torch", "onnxruntime", "openvino"],
-        choices=("torch", "onnxruntime", "openvino"),
-        help="our paths to time (default: all installed)",
+        choices=("torch", "onnxruntime", "openvino", "litert", "executorch"),
+        help="our paths to time (default: torch onnxruntime openvino; the phone runtimes litert and executorch "
+        "are opt-in: each export takes tens of seconds)",
     )
     p.add_argument(
         "--precision",

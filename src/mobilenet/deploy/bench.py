@@ -232,7 +232,7 @@ def bench(
     notes: list[str] = []
     paths = torch_paths(model, list(options.splits)) if "torch" in options.engines else []
     peer_ok = config.arch == "mobilenet_v2" and config.block == "inverted" and not config.cifar
-    from mobilenet.deploy.bench_peers import torchvision_onnx_paths, torchvision_path
+    from mobilenet.deploy.bench_peers import torchvision_mobile_paths, torchvision_onnx_paths, torchvision_path
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -247,12 +247,39 @@ def bench(
                 precisions=options.precisions,
                 threads=options.threads,
             )
+        mobile = tuple(e for e in options.engines if e in ("litert", "executorch"))
+        if mobile:
+            from mobilenet.deploy.bench_mobile import mobile_paths
+            from mobilenet.deploy.export import fold_bn
+
+            paths += mobile_paths(
+                fold_bn(model),
+                "mobilenet",
+                True,
+                resolution,
+                workdir,
+                notes,
+                engines=mobile,
+                precisions=options.precisions,
+                threads=options.threads,
+            )
         if options.peers and peer_ok:
             peer = torchvision_path(config.num_classes, config.width, notes)
             paths += [peer] if peer is not None else []
             paths += torchvision_onnx_paths(
                 config.num_classes, config.width, resolution, workdir, notes, threads=options.threads
             )
+            if mobile:
+                paths += torchvision_mobile_paths(
+                    config.num_classes,
+                    config.width,
+                    resolution,
+                    workdir,
+                    notes,
+                    engines=mobile,
+                    precisions=options.precisions,
+                    threads=options.threads,
+                )
         elif options.peers:
             notes.append("peers skipped: torchvision has no model matching this architecture")
         report = run_paths(

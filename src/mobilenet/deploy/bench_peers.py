@@ -68,3 +68,37 @@ def torchvision_onnx_paths(
             (int8, "onnxruntime", "int8"),
         ),
     ]
+
+
+def torchvision_mobile_paths(
+    num_classes: int,
+    width: float,
+    resolution: int,
+    workdir: Path,
+    notes: list[str],
+    *,
+    engines: tuple[str, ...],
+    precisions: tuple[str, ...],
+    threads: int = 2,
+) -> list[BenchPath]:
+    """torchvision's model through the same phone exporters, quantizers and runtimes as ours."""
+    from mobilenet.deploy.bench_mobile import mobile_paths
+    from mobilenet.peers import import_peer
+
+    try:
+        tv = import_peer("torchvision")
+    except ImportError as err:
+        notes.append(f"torchvision phone paths skipped: {err}")
+        return []
+    peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
+    return mobile_paths(
+        peer,
+        "torchvision ->",
+        False,
+        resolution,
+        workdir,
+        notes,
+        engines=engines,
+        precisions=precisions,
+        threads=threads,
+    )
