@@ -182,11 +182,6 @@ def convert_tensors(
     if named:
         extra = sorted(named)
         raise ValueError(
-            f"{len(extra)} tensors of extra blocks ({extra[0]!r}, ...): this is one of timm's depth-multiplier "
-            "models (mobilenetv2_110d, mobilenetv2_120d), which repeat blocks beyond the paper's table. "
-            "Depth multiplier not supported"
-        )
-        raise ValueError(
             f"{len(extra)} unexpected tensor(s) for {arch} width {width:g} in the {source} layout, first "
             f"{extra[0]!r}: nothing is dropped silently; check --from, --arch and --width"
         )
