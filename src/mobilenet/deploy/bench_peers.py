@@ -6,21 +6,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mobilenet.deploy.bench import BenchPath, engine_runner, random_calibration, to_numpy
 
 
-def torchvision_path(num_classes: int, width: float, notes: list[str]) -> BenchPath | None:
-    """torchvision's mobilenet_v2 eager, as its users run it (NCHW, BN unfolded); None if not installed."""
+def _torchvision_model(num_classes: int, width: float, notes: list[str], what: str) -> nn.Module | None:
+    """torchvision's mobilenet_v2 with random weights, or None (and a note saying `what` was skipped)."""
     from mobilenet.peers import import_peer
 
     try:
         tv = import_peer("torchvision")
     except ImportError as err:
-        notes.append(f"torchvision skipped: {err}")
+        notes.append(f"{what} skipped: {err}")
         return None
-    peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
+    return tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
+
+
+def torchvision_path(num_classes: int, width: float, notes: list[str]) -> BenchPath | None:
+    """torchvision's mobilenet_v2 eager, as its users run it (NCHW, BN unfolded); None if not installed."""
+    peer = _torchvision_model(num_classes, width, notes, "torchvision")
+    if peer is None:
+        return None
 
     def run(x: Tensor) -> Tensor:
         with torch.no_grad():
@@ -37,36 +44,26 @@ def torchvision_onnx_paths(
     from mobilenet.deploy import engines as eng
     from mobilenet.deploy.export import onnx_export
     from mobilenet.deploy.quantize import quantize_onnx
-    from mobilenet.peers import import_peer
 
     if "onnxruntime" not in eng.available():
         notes.append("torchvision -> onnxruntime skipped: onnxruntime not installed")
         return []
-    try:
-        tv = import_peer("torchvision")
-    except ImportError as err:
-        notes.append(f"torchvision -> onnxruntime skipped: {err}")
+    peer = _torchvision_model(num_classes, width, notes, "torchvision -> onnxruntime")
+    if peer is None:
         return []
-    peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
     fp32 = onnx_export(peer, workdir / "torchvision.onnx", torch.randn(1, 3, resolution, resolution))
     int8 = quantize_onnx(fp32, workdir / "torchvision.int8.onnx", random_calibration(resolution))
+    files = {"fp32": fp32, "int8": int8}
     return [
         BenchPath(
-            "torchvision -> onnxruntime fp32",
+            f"torchvision -> onnxruntime {precision}",
             False,
-            engine_runner(fp32, "onnxruntime", "fp32", threads),
-            False,
-            to_numpy,
-            (fp32, "onnxruntime", "fp32"),
-        ),
-        BenchPath(
-            "torchvision -> onnxruntime int8",
-            False,
-            engine_runner(int8, "onnxruntime", "int8", threads),
+            engine_runner(file, "onnxruntime", precision, threads),
             False,
             to_numpy,
-            (int8, "onnxruntime", "int8"),
-        ),
+            (file, "onnxruntime", precision),
+        )
+        for precision, file in files.items()
     ]
 
 
@@ -83,14 +80,10 @@ def torchvision_mobile_paths(
 ) -> list[BenchPath]:
     """torchvision's model through the same phone exporters, quantizers and runtimes as ours."""
     from mobilenet.deploy.bench_mobile import mobile_paths
-    from mobilenet.peers import import_peer
 
-    try:
-        tv = import_peer("torchvision")
-    except ImportError as err:
-        notes.append(f"torchvision phone paths skipped: {err}")
+    peer = _torchvision_model(num_classes, width, notes, "torchvision phone paths")
+    if peer is None:
         return []
-    peer = tv.models.mobilenet_v2(num_classes=num_classes, width_mult=width).eval()
     return mobile_paths(
         peer,
         "torchvision ->",
