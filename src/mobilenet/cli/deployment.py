@@ -30,7 +30,7 @@ def predict(args: argparse.Namespace) -> tuple[str, int]:
 
     source = args.checkpoint or args.weights
     if not source:
-        raise ValueError("give --checkpoint RUN_OR_CKPT or --weights FILE.safetensors")
+        raise ValueError("give --checkpoint RUN_OR_CKPT or --weights NAME_OR_FILE")
     predictions = run_predict(source, args.images, args.top_k, splits=args.split, resolution=args.resolution)
     failed = [p for p in predictions if p.error]
     for p in failed:
@@ -46,9 +46,12 @@ def predict(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def export(args: argparse.Namespace) -> str:
+    from mobilenet.deploy.predict import is_weights
     from mobilenet.deploy.verify import export_checkpoint
 
-    if args.checkpoint.endswith(".safetensors"):
+    if args.weights and args.checkpoint:
+        raise ValueError("give a checkpoint or --weights, not both")
+    if args.weights or is_weights(args.checkpoint or ""):
         from mobilenet.deploy.mobile_verify import export_weights_mobile
 
         if args.format not in ("tflite", "executorch") or args.int8:
@@ -57,9 +60,15 @@ def export(args: argparse.Namespace) -> str:
                 "(`mobilenet train --init`) and export the run, which brings calibration and held-out images"
             )
         weights = export_weights_mobile(
-            args.checkpoint, args.output, fmt=args.format, uint8_nhwc=args.uint8_nhwc, resolution=args.resolution or 224
+            args.weights or args.checkpoint,
+            args.output,
+            fmt=args.format,
+            uint8_nhwc=args.uint8_nhwc,
+            resolution=args.resolution,
         )
         return weights.text()
+    if not args.checkpoint:
+        raise ValueError("give a checkpoint (RUN_OR_CKPT) or --weights NAME_OR_FILE")
     result = export_checkpoint(
         args.checkpoint,
         args.output,
@@ -98,15 +107,18 @@ def bench(args: argparse.Namespace) -> str:
     from mobilenet.deploy.bench import bench as run_bench
     from mobilenet.deploy.bench_report import report_data, report_text
 
-    expect = Expected(args.arch, args.width, args.num_classes) if args.checkpoint else Expected()
+    expect = Expected(args.arch, args.width, args.num_classes) if args.checkpoint or args.weights else Expected()
     model = ModelConfig(
         arch=args.arch or "mobilenet_v2",
         width=args.width or 1.0,
         num_classes=args.num_classes or 1000,
         cifar=args.cifar,
     )
+    if args.weights and args.checkpoint:
+        raise ValueError("give --checkpoint or --weights, not both")
     options = BenchOptions(
         checkpoint=args.checkpoint,
+        weights=args.weights,
         model=model,
         resolution=args.resolution,
         batches=tuple(args.batch),
@@ -126,8 +138,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--checkpoint", help="a .pt file or a run directory")
-    which.add_argument("--weights", help="converted pretrained weights (.safetensors from `mobilenet convert`)")
-    p.add_argument("--resolution", type=int, help="input side (default: the training side; 224 for --weights)")
+    which.add_argument(
+        "--weights",
+        metavar="NAME_OR_FILE",
+        help="published weights by name (`mobilenet weights list`; downloaded once) or converted .safetensors",
+    )
+    p.add_argument("--resolution", type=int, help="input side (default: the training side, or the weights' own)")
     p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
@@ -141,7 +157,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export", help="ONNX, torch.export, LiteRT (.tflite) or ExecuTorch (.pte), verified in its own runtime"
     )
-    p.add_argument("checkpoint", help="a .pt file or a run directory (tflite/executorch: also a .safetensors)")
+    p.add_argument(
+        "checkpoint", nargs="?", help="a .pt file or a run directory (tflite/executorch: also a .safetensors)"
+    )
+    p.add_argument(
+        "--weights",
+        metavar="NAME_OR_FILE",
+        help="instead of a checkpoint (tflite/executorch, fp32): published weights by name or converted .safetensors",
+    )
     p.add_argument(
         "--format",
         default="onnx",
@@ -188,6 +211,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench", help="latency, images/s and peak memory of our paths vs the peers, same run")
     p.add_argument("--checkpoint", help="a .pt file or run directory (default: random weights from the flags)")
+    p.add_argument("--weights", metavar="NAME_OR_FILE", help="or published weights by name, or converted .safetensors")
     p.add_argument("--arch", choices=ARCHS, help="architecture (default mobilenet_v2; with --checkpoint: a check)")
     p.add_argument("--width", type=float, help="width multiplier (default 1.0; with --checkpoint: a check)")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default 1000; with --checkpoint: a check)")

@@ -98,6 +98,14 @@ def evaluate(args: argparse.Namespace) -> str:
     from mobilenet.config import DataConfig
     from mobilenet.train.evaluation import evaluation_text
 
+    if args.weights:
+        from mobilenet.train.evaluation import weights_evaluation_text
+
+        if args.checkpoint or (args.dataset and args.dataset != "imagefolder") or not args.data_dir:
+            raise ValueError("--weights evaluates on an image folder: give --data-dir DIR and no checkpoint")
+        return weights_evaluation_text(args.weights, args.data_dir, args.batch_size)
+    if not args.checkpoint:
+        raise ValueError("give a checkpoint (RUN_OR_CKPT) or --weights NAME_OR_FILE with --data-dir")
     data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
     return evaluation_text(args.checkpoint, data, args.out, args.batch_size)
 
@@ -108,7 +116,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=train)
 
     p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
-    p.add_argument("checkpoint", help="a .pt file or a run directory (its last.pt)")
+    p.add_argument("checkpoint", nargs="?", help="a .pt file or a run directory (its last.pt)")
+    p.add_argument(
+        "--weights",
+        metavar="NAME_OR_FILE",
+        help="instead of a checkpoint: published weights (`mobilenet weights list`) or converted .safetensors, "
+        "evaluated on --data-dir (an ImageNet-style val folder) with their own preprocessing",
+    )
     p.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     p.add_argument("--data-dir", help="the data set's folder or archive (default: the checkpoint's)")
     p.add_argument("--out", help="where to write confusion.png/.txt (default: <run dir>/eval)")

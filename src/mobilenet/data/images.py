@@ -42,10 +42,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_image(path: Path) -> Image.Image:
-    """Decode an image file fully to upright 8-bit RGB, or raise ValueError naming it."""
+def open_image(path: Path, min_side: int | None = None) -> Image.Image:
+    """Decode an image file to upright 8-bit RGB, or raise ValueError naming it.
+
+    `min_side`: the short side the caller needs. A JPEG much larger than that is decoded at a reduced
+    scale (1/2, 1/4 or 1/8, by libjpeg's DCT scaling), never below `min_side`: 5-10x faster for camera
+    photos, with slightly different pixels than a full decode followed by a resize."""
     try:
         with Image.open(path) as image:
+            if min_side and image.format == "JPEG" and min(image.size) >= 2 * min_side:
+                scale = min_side / min(image.size)
+                image.draft("RGB", (int(image.width * scale + 0.999), int(image.height * scale + 0.999)))
             image.load()
             return to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:

@@ -109,7 +109,7 @@ def load_digits_splits(resolution: int = 32) -> tuple[ArraySplit, ArraySplit]:
     )
 
 
-def _scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
+def scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
     if not root.is_dir():
         raise ValueError(f"image folder {root} does not exist")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -149,7 +149,7 @@ class _FolderDataset(torch.utils.data.Dataset[tuple[Tensor, int]]):
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
             image = T.random_resized_crop(image, size, g)
         else:
-            image = T.resize_center_crop(image, size)
+            image = T.resize_center_crop(image, size, self.split.crop, self.split.interpolation)
         return T.pil_to_tensor(image), label
 
 
@@ -163,6 +163,8 @@ class FolderSplit:
     workers: int = 2
     mean: tuple[float, ...] = T.IMAGENET_MEAN
     std: tuple[float, ...] = T.IMAGENET_STD
+    crop: float = T.EVAL_CROP_FRACTION  # evaluation: resize to resolution / crop, centre crop
+    interpolation: str = "bilinear"
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -212,8 +214,8 @@ def load_splits(config: DataConfig) -> tuple[Split, Split]:
     if not config.data_dir:
         raise ValueError("dataset 'imagefolder' needs --data-dir (a folder holding train/ and val/)")
     root = Path(config.data_dir)
-    classes, train = _scan_folder(root / "train")
-    _, val = _scan_folder(root / "val", classes)
+    classes, train = scan_folder(root / "train")
+    _, val = scan_folder(root / "val", classes)
     size = config.resolution or 224
     return FolderSplit(train, classes, size, config.workers), FolderSplit(val, classes, size, config.workers)
 

@@ -87,12 +87,18 @@ def random_resized_crop(
     return crop
 
 
-def resize_center_crop(image: Image.Image, size: int, crop_fraction: float = EVAL_CROP_FRACTION) -> Image.Image:
+RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def resize_center_crop(
+    image: Image.Image, size: int, crop_fraction: float = EVAL_CROP_FRACTION, interpolation: str = "bilinear"
+) -> Image.Image:
     """Resize the short side to size / crop_fraction, then take the central size x size crop."""
     width, height = image.size
     short = round(size / crop_fraction)
     scale = short / min(width, height)
-    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BILINEAR)
+    new = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(new, RESAMPLING[interpolation])
     left, top = (image.width - size) // 2, (image.height - size) // 2
     return image.crop((left, top, left + size, top + size))
 

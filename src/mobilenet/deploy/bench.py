@@ -195,6 +195,7 @@ class BenchOptions:
     the engines and precisions of our paths, the batch sizes, and whether the peers run beside them."""
 
     checkpoint: str | None = None
+    weights: str | None = None  # published weights by name, or converted .safetensors
     model: ModelConfig = field(default_factory=ModelConfig)
     resolution: int | None = None  # default: the checkpoint's training side, else 224
     batches: tuple[int, ...] = (1, 32)
@@ -219,6 +220,13 @@ def _bench_model(options: BenchOptions, expect: Expected | None) -> tuple[Mobile
         if expect is not None:
             expect.check(ckpt.model_config)
         return ckpt.build_model(), options.resolution or ckpt.resolution
+    if options.weights:
+        from mobilenet.weights import load_pretrained
+
+        model, meta = load_pretrained(options.weights)
+        if expect is not None:
+            expect.check(model.config)
+        return model, options.resolution or int(meta.get("resolution", 224))
     return build_model(options.model).eval(), options.resolution or 224
 
 

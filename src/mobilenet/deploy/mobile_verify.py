@@ -236,23 +236,25 @@ def export_weights_mobile(
     *,
     fmt: str,
     uint8_nhwc: bool = False,
-    resolution: int = 224,
+    resolution: int | None = None,
     tolerance: float = 1e-4,
 ) -> MobileExport:
-    """Converted pretrained weights (`mobilenet convert`'s .safetensors) to fp32 `fmt`, with the
+    """Converted pretrained weights (`mobilenet convert`'s .safetensors, or a registry name) to fp32 `fmt`, with the
     normalisation stored in the file, checked on random inputs (there are no labelled images to hand;
     for int8, call `export_mobile` with calibration and held-out images)."""
     from mobilenet.weights import load_pretrained
 
     require(fmt)
     model, metadata = load_pretrained(weights)
+    resolution = resolution or int(metadata.get("resolution", 224))
     try:
         pre = Preprocessing(tuple(json.loads(metadata["mean"])), tuple(json.loads(metadata["std"])), resolution)
     except (KeyError, json.JSONDecodeError) as err:
         raise ValueError(
             f"{weights} holds no input normalisation ({err}); convert it with `mobilenet convert`"
         ) from None
-    source = Path(weights)
+    name = metadata.get("registry_name")
+    source = Path(name.replace("/", "_")) if name and not Path(weights).exists() else Path(weights)
     path = Path(output) if output else source.with_name(variant_name(source.stem, fmt, False, uint8_nhwc))
     result = export_mobile(model, path, fmt=fmt, pre=pre, uint8_nhwc=uint8_nhwc, tolerance=tolerance)
     result.notes.append("checked on random inputs only: converted weights come without labelled images")

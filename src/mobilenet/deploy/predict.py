@@ -33,17 +33,29 @@ class Predictor:
     crop: bool  # resize + centre crop (ImageNet style), or resize the whole image (digits, CIFAR)
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    crop_fraction: float = T.EVAL_CROP_FRACTION
+    interpolation: str = "bilinear"
+
+
+def is_weights(path: str | Path) -> bool:
+    """Converted weights (.safetensors) or a registry name, rather than a training checkpoint."""
+    from mobilenet.weights.registry import is_name
+
+    return Path(path).suffix == ".safetensors" or (not Path(path).exists() and is_name(str(path)))
 
 
 def load_predictor(path: str | Path, resolution: int | None = None) -> Predictor:
-    """From a training checkpoint (run dir or .pt), or from converted weights (.safetensors)."""
-    if Path(path).suffix == ".safetensors":
+    """From a training checkpoint (run dir or .pt), or from converted weights (.safetensors or a
+    registry name, whose own resize, crop, interpolation and normalisation are used)."""
+    if is_weights(path):
         from mobilenet.weights import class_names, load_pretrained
 
         model, meta = load_pretrained(path)
         names = class_names(meta, model.config.num_classes)
         mean, std = tuple(json.loads(meta["mean"])), tuple(json.loads(meta["std"]))
-        return Predictor(model, names, resolution or 224, True, mean, std)
+        size = resolution or int(meta.get("resolution", 224))
+        crop = float(meta.get("crop", T.EVAL_CROP_FRACTION))
+        return Predictor(model, names, size, True, mean, std, crop, meta.get("interpolation", "bilinear"))
     ckpt = Checkpoint.load(path)
     crop = ckpt.data_config.dataset == "imagefolder"
     return Predictor(ckpt.build_model(), ckpt.classes, resolution or ckpt.resolution, crop, ckpt.mean, ckpt.std)
@@ -75,7 +87,7 @@ def predict(
             results[str(image_path)] = Prediction(str(image_path), [], [], str(err))
             continue
         if p.crop:
-            image = T.resize_center_crop(image, p.size)
+            image = T.resize_center_crop(image, p.size, p.crop_fraction, p.interpolation)
         else:  # digits and CIFAR were trained on whole images at their native side
             image = image.resize((p.size, p.size), Image.Resampling.BILINEAR)
         tensors.append(T.pil_to_tensor(image))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mobilenet.checkpoint import Checkpoint
 from mobilenet.config import DataConfig
-from mobilenet.data.splits import load_splits
+from mobilenet.data.splits import FolderSplit, load_splits, scan_folder
 from mobilenet.files import beside, checkpoint_file
 from mobilenet.train.loop import EvalResult, evaluate
 from mobilenet.train.plots import plot_confusion
@@ -55,3 +55,61 @@ def evaluation_text(
             f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
         ]
     )
+
+
+def evaluate_weights(
+    weights: str | Path, data_dir: str | Path, *, batch_size: int = 64, workers: int = 2
+) -> tuple[EvalResult, dict[str, str]]:
+    """Published or converted weights on an ImageNet-style folder (`DIR/val/CLASS/*.jpg` or
+    `DIR/CLASS/*.jpg`), preprocessed the way the weights' source evaluates them.
+
+    Class folders are matched to the weights' classes by name (e.g. `tench/`), or, when there is one
+    folder per class, by sorted position (ImageNet's `n01440764/` ... WordNet IDs)."""
+    import json
+
+    from mobilenet.weights import class_names, load_pretrained
+
+    model, meta = load_pretrained(weights)
+    names = class_names(meta, model.config.num_classes)
+    root = Path(data_dir)
+    root = root / "val" if (root / "val").is_dir() else root
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if found and set(found) <= set(names):
+        classes = names
+    elif len(found) == len(names):
+        classes = found
+    else:
+        raise ValueError(
+            f"{root} has {len(found)} class folders; name them after the weights' classes (e.g. "
+            f"{names[0]!r}) or give all {len(names)} (ImageNet's WordNet-ID folders, in sorted order)"
+        )
+    _, samples = scan_folder(root, classes)
+    split = FolderSplit(
+        samples,
+        classes,
+        int(meta.get("resolution", 224)),
+        workers,
+        tuple(json.loads(meta["mean"])),
+        tuple(json.loads(meta["std"])),
+        float(meta.get("crop", 0.875)),
+        meta.get("interpolation", "bilinear"),
+    )
+    result = evaluate(model, split, batch_size=batch_size, channels_last=False, progress=True)
+    return result, meta
+
+
+def weights_evaluation_text(weights: str | Path, data_dir: str | Path, batch_size: int = 64) -> str:
+    """`mobilenet eval --weights`: top-1/top-5 beside the source's published top-1."""
+    result, meta = evaluate_weights(weights, data_dir, batch_size=batch_size)
+    images = int(result.confusion.sum())
+    published = meta.get("published_top1", "")
+    lines = [
+        f"weights {meta.get('registry_name') or weights} at {meta.get('resolution', 224)} px "
+        f"(crop {float(meta.get('crop', 0.875)):.3f}, {meta.get('interpolation', 'bilinear')})",
+        f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({images} images)",
+    ]
+    if published:
+        lines.append(f"published top-1 {published}% on the 50,000 ImageNet validation images")
+    return "\n".join(lines)

@@ -80,8 +80,10 @@ def convert_file(
 
 
 def load_pretrained(path: str | Path, num_classes: int | None = None, **changes: Any) -> tuple[Any, dict[str, str]]:
-    """Our model with converted weights, in eval mode. A different `num_classes` gets a new, freshly
-    initialised classifier (transfer learning); `changes` (e.g. dropout) must not alter the graph."""
+    """Our model with converted weights (a .safetensors file, or a registry name such as
+    "mobilenet_v2" or "keras/mobilenet_v2_0.35_96", downloaded and cached on first use), in eval mode.
+    A different `num_classes` gets a new, freshly initialised classifier (transfer learning); `changes`
+    (e.g. dropout) must not alter the graph."""
     from mobilenet.models import build_model
 
     state, config, metadata = read_weights(path)
@@ -171,13 +173,18 @@ def convert_to_peer(
     `target`'s layout (default: SRC with the target's usual suffix). Returns the report lines."""
     if target not in TARGET_SUFFIX:
         raise ValueError(f"unknown target {target!r}; expected one of: {', '.join(TARGET_SUFFIX)}")
-    if Path(src).suffix == ".safetensors":
+    from mobilenet.weights.registry import is_name
+
+    named = not Path(src).exists() and is_name(str(src))
+    if Path(src).suffix == ".safetensors" or named:
         model, _ = load_pretrained(src)
     else:
         from mobilenet.checkpoint import Checkpoint
 
         model = Checkpoint.load(src).build_model()
-    out = refuse_overwrite(output or Path(src).with_suffix(TARGET_SUFFIX[target]), force)
+    suffix = TARGET_SUFFIX[target]  # a registry name is written here, not into the cache
+    default = Path(str(src).replace("/", "_") + suffix) if named else Path(src).with_suffix(suffix)
+    out = refuse_overwrite(output or default, force)
     path, warnings = export_file(model, target, out)
     lines = [f"wrote {path}: {model.config.arch} width {model.config.width:g} in the {target} layout"]
     return lines + [f"warning: {w}" for w in warnings]

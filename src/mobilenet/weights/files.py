@@ -162,9 +162,11 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, dict
     """A file `save_weights` wrote: (state dict, config, metadata), or ValueError naming the problem."""
     from safetensors import safe_open
 
-    path = Path(path)
+    from mobilenet.weights.hub import resolve
+
+    path = resolve(path)  # a registry name: downloaded, converted and cached on first use
     if not path.is_file():
-        raise ValueError(f"weights file {path} does not exist")
+        raise ValueError(f"weights file {path} does not exist (nor is it a name in `mobilenet weights list`)")
     try:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
