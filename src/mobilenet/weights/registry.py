@@ -232,7 +232,9 @@ def lookup(name: str) -> WeightsEntry:
     """The entry for a registry name or a short default (`mobilenet_v2`, `mobilenet_v1_0.5`)."""
     entry = ENTRIES.get(DEFAULTS.get(name, name))
     if entry is None:
-        close = sorted(n for n in (*ENTRIES, *DEFAULTS) if name.lower() in n.lower())[:5]
+        import difflib
+
+        close = difflib.get_close_matches(name, [*ENTRIES, *DEFAULTS], n=3, cutoff=0.8)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `mobilenet weights list` shows them all"
         raise ValueError(f"unknown weights name {name!r}{hint}")
     if entry.unsupported:
