@@ -255,14 +255,14 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     assert not list(out.glob(".*.tmp"))  # the second rank wrote nothing
 
 
-def test_main_job_reaches_97_percent(digits_run: Path) -> None:
+def test_main_job_reaches_98_percent(digits_run: Path) -> None:
     """The README's main job: `mobilenet train` (MobileNetV2 CIFAR variant, width 0.5, digits)."""
     ckpt = Checkpoint.load(digits_run)
     recipe = RECIPES["digits"]
     assert ckpt.train_config.precision in ("fp32", "bf16")  # "auto", resolved by timing and recorded
     assert ckpt.model_config == recipe.model
     assert ckpt.train_config == dataclasses.replace(recipe.train, precision=ckpt.train_config.precision)
-    assert ckpt.epoch == RECIPES["digits"].train.epochs and ckpt.history[-1]["test_acc"] >= 0.97
+    assert ckpt.epoch == RECIPES["digits"].train.epochs and ckpt.history[-1]["test_acc"] >= 0.98
 
 
 def test_predict_reports_each_bad_file_and_reads_16_bit_images(

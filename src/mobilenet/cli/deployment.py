@@ -31,7 +31,15 @@ def predict(args: argparse.Namespace) -> tuple[str, int]:
     source = args.checkpoint or args.weights
     if not source:
         raise ValueError("give --checkpoint RUN_OR_CKPT or --weights NAME_OR_FILE")
-    predictions = run_predict(source, args.images, args.top_k, splits=args.split, resolution=args.resolution)
+    predictions = run_predict(
+        source,
+        args.images,
+        args.top_k,
+        splits=args.split,
+        resolution=args.resolution,
+        full_decode=args.full_decode,
+        engine=args.engine,
+    )
     failed = [p for p in predictions if p.error]
     for p in failed:
         print(f"mobilenet predict: error: {p.error}", file=sys.stderr)
@@ -145,6 +153,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resolution", type=int, help="input side (default: the training side, or the weights' own)")
     p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
+    p.add_argument(
+        "--full-decode",
+        action="store_true",
+        help="decode every JPEG pixel before resizing (default: large JPEGs are decoded at reduced size, faster)",
+    )
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "openvino", "torch"),
+        help="inference engine (default: OpenVINO where installed, else PyTorch)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--split",

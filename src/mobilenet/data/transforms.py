@@ -87,20 +87,13 @@ def random_resized_crop(
     return crop
 
 
-RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
-
-
 def resize_center_crop(
     image: Image.Image, size: int, crop_fraction: float = EVAL_CROP_FRACTION, interpolation: str = "bilinear"
 ) -> Image.Image:
     """Resize the short side to size / crop_fraction, then take the central size x size crop."""
-    width, height = image.size
-    short = round(size / crop_fraction)
-    scale = short / min(width, height)
-    new = (max(size, round(width * scale)), max(size, round(height * scale)))
-    image = image.resize(new, RESAMPLING[interpolation])
-    left, top = (image.width - size) // 2, (image.height - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    from mobilenet.data.photos import resize_center_crop as crop
+
+    return crop(image, size, crop_fraction, interpolation)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:

@@ -69,15 +69,21 @@ def predict(
     *,
     splits: int | None = None,
     resolution: int | None = None,
+    full_decode: bool = False,
+    engine: str = "auto",
 ) -> list[Prediction]:
     """Top-k classes for each image file, preprocessed the way the model's training data was.
 
-    `path`: a training checkpoint or run directory, or converted pretrained weights (.safetensors).
-    `splits`: run the memory-efficient executor (`SplitInference`) with that many groups per block.
+    `path`: a training checkpoint or run directory, or converted pretrained weights (.safetensors or a
+    registry name). By default the fast pipeline runs (`mobilenet.deploy.pipeline`: reduced-size JPEG
+    decoding, uint8 input with the normalisation folded in, OpenVINO where installed); `full_decode`
+    decodes every pixel first. `splits`: the memory-efficient executor (`SplitInference`) in PyTorch.
     """
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     p = load_predictor(path, resolution)
+    if splits is None:
+        return _predict_fast(p, images, top_k, full_decode, engine)
     model = SplitInference(p.model, splits) if splits is not None else p.model  # type: ignore[arg-type]
     tensors, good, results = [], [], {}
     for image_path in images:
@@ -98,3 +104,24 @@ def predict(
         for name, idx, val in zip(good, top.indices, top.values, strict=True):
             results[name] = Prediction(name, [p.classes[i] for i in idx.tolist()], val.tolist())
     return [results[str(image_path)] for image_path in images]
+
+
+def _predict_fast(
+    p: Predictor, images: list[str | Path], top_k: int, full_decode: bool, engine: str
+) -> list[Prediction]:
+    from mobilenet.data.photos import PhotoPrep
+    from mobilenet.deploy.mobile import Preprocessing
+    from mobilenet.deploy.pipeline import label_photos, uint8_runner
+
+    prep = PhotoPrep(p.size, p.crop, p.crop_fraction, p.interpolation, reduced_decode=not full_decode)
+    pre = Preprocessing(p.mean, p.std, p.size)
+    run, _ = uint8_runner(p.model, pre, engine, images=len(images))  # type: ignore[arg-type]
+    out = []
+    for item in label_photos(images, prep, run):
+        if item.logits is None:
+            out.append(Prediction(item.path, [], [], item.error))
+            continue
+        probs = torch.from_numpy(item.logits).float().softmax(0)
+        top = probs.topk(min(top_k, probs.shape[0]))
+        out.append(Prediction(item.path, [p.classes[i] for i in top.indices.tolist()], top.values.tolist()))
+    return out

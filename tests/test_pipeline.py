@@ -1,0 +1,124 @@
+"""The photo-to-label pipeline: its correctness, not its speed (that is benchmarks/photo_to_label.py).
+
+uint8 input with the normalisation folded in equals the float path; OpenVINO equals PyTorch; reduced-size
+JPEG decoding agrees with full decoding on the main job's model over camera-size photos of the digits
+test set; order, bad files and EXIF orientation hold in worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mobilenet.checkpoint import Checkpoint
+from mobilenet.data import transforms as T
+from mobilenet.data.photos import PhotoPrep, load_pixels
+from mobilenet.data.splits import load_digits_splits
+from mobilenet.deploy.mobile import Preprocessing
+from mobilenet.deploy.pipeline import label_photos, uint8_runner
+from mobilenet.deploy.predict import predict
+
+
+def _camera_digits(folder: Path, count: int, side: int = 2400) -> list[tuple[Path, int]]:
+    """Test-set digits as large JPEG photos (upscaled smoothly, as a camera would see a printed digit)."""
+    _, test = load_digits_splits()
+    out = []
+    for i in range(count):
+        pixels = test.images[i, 0].numpy()
+        photo = Image.fromarray(pixels).resize((side, side), Image.Resampling.BICUBIC).convert("RGB")
+        path = folder / f"{i:03d}.jpg"
+        photo.save(path, quality=90)
+        out.append((path, int(test.labels[i])))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_and_pre(digits_run: Path) -> tuple[torch.nn.Module, Preprocessing, list[str]]:
+    ckpt = Checkpoint.load(digits_run)
+    return ckpt.build_model(), Preprocessing(ckpt.mean, ckpt.std, ckpt.resolution), ckpt.classes
+
+
+def test_uint8_input_with_folded_normalisation_is_exact_on_both_engines(
+    model_and_pre: tuple[torch.nn.Module, Preprocessing, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOBILENET_HOME", str(tmp_path))
+    model, pre, _ = model_and_pre
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        want = model(pre.normalize(torch.from_numpy(pixels))).numpy()
+    run, engine = uint8_runner(model, pre, "torch")  # type: ignore[arg-type]
+    assert engine == "torch" and np.abs(run(pixels) - want).max() < 1e-4
+    run, engine = uint8_runner(model, pre, "openvino")  # type: ignore[arg-type]
+    assert engine == "openvino" and np.abs(run(pixels) - want).max() < 1e-3
+    assert len(list((tmp_path / "engines").glob("*.onnx"))) == 1  # exported once, cached for later runs
+    _, engine = uint8_runner(model, pre, "auto", images=1)  # type: ignore[arg-type]
+    assert engine == "openvino"  # cached now, so worth it even for one photo
+
+
+def test_reduced_decode_agrees_with_full_decode_on_camera_photos(
+    model_and_pre: tuple[torch.nn.Module, Preprocessing, list[str]], tmp_path: Path
+) -> None:
+    model, pre, _ = model_and_pre
+    photos = _camera_digits(tmp_path, 40)
+    run, _ = uint8_runner(model, pre, "torch")  # type: ignore[arg-type]
+    paths = [p for p, _ in photos]
+    fast = list(label_photos(paths, PhotoPrep(32, crop=False), run, workers=0))
+    full = list(label_photos(paths, PhotoPrep(32, crop=False, reduced_decode=False), run, workers=0))
+    fast_top = np.array([f.logits.argmax() for f in fast])  # type: ignore[union-attr]
+    full_top = np.array([f.logits.argmax() for f in full])  # type: ignore[union-attr]
+    labels = np.array([label for _, label in photos])
+    assert (fast_top == full_top).mean() >= 0.975  # at least 39 of 40 agree
+    assert (fast_top == labels).mean() >= 0.9 and (full_top == labels).mean() >= 0.9
+    small = load_pixels(paths[0], PhotoPrep(32, crop=False))
+    whole = load_pixels(paths[0], PhotoPrep(32, crop=False, reduced_decode=False))
+    assert isinstance(small, np.ndarray) and isinstance(whole, np.ndarray)
+    assert np.abs(small.astype(int) - whole.astype(int)).mean() < 4  # pixels differ a little, not a lot
+
+
+def test_order_and_bad_files_hold_with_worker_processes(
+    model_and_pre: tuple[torch.nn.Module, Preprocessing, list[str]], tmp_path: Path
+) -> None:
+    model, pre, _ = model_and_pre
+    photos = _camera_digits(tmp_path, 18, side=400)
+    paths = [str(p) for p, _ in photos]
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    paths.insert(7, str(tmp_path / "broken.jpg"))
+    run, _ = uint8_runner(model, pre, "torch")  # type: ignore[arg-type]
+    inline = list(label_photos(paths, PhotoPrep(32, crop=False), run, workers=0, batch=5))
+    pooled = list(label_photos(paths, PhotoPrep(32, crop=False), run, workers=2, batch=5))
+    assert [r.path for r in pooled] == paths == [r.path for r in inline]
+    assert pooled[7].logits is None and "cannot decode image" in (pooled[7].error or "")
+    for a, b in zip(inline, pooled, strict=True):
+        assert (a.logits is None) == (b.logits is None)
+        if a.logits is not None and b.logits is not None:
+            assert np.abs(a.logits - b.logits).max() < 1e-5
+
+
+def test_exif_rotated_jpeg_is_upright_after_reduced_decoding(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    upright = np.kron(rng.integers(0, 256, (6, 8, 3)), np.ones((200, 200, 1))).astype(np.uint8)  # 1200x1600
+    stored = np.rot90(upright, k=1)  # the camera stored it sideways ...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... with "rotate 90 clockwise to view"
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    Image.fromarray(upright).save(tmp_path / "plain.jpg", quality=95)
+    prep = PhotoPrep(64, crop_fraction=0.875)
+    a, b = load_pixels(tmp_path / "phone.jpg", prep), load_pixels(tmp_path / "plain.jpg", prep)
+    assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == (64, 64, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 6  # the same picture, the same way up
+
+
+def test_predict_uses_the_fast_path_by_default_and_full_decode_on_request(digits_run: Path, tmp_path: Path) -> None:
+    photos = _camera_digits(tmp_path, 6, side=1600)
+    paths: list[str | Path] = [p for p, _ in photos]
+    fast = predict(digits_run, paths, 1, engine="torch")
+    full = predict(digits_run, paths, 1, engine="torch", full_decode=True)
+    old = predict(digits_run, paths, 1, splits=1)  # the PyTorch float path, full decode
+    assert [p.labels for p in full] == [p.labels for p in old]
+    assert sum(a.labels == b.labels for a, b in zip(fast, full, strict=True)) >= 5
+    for a, b in zip(full, old, strict=True):
+        assert abs(a.probabilities[0] - b.probabilities[0]) < 1e-3
+    assert T.EVAL_CROP_FRACTION == 0.875
