@@ -22,7 +22,8 @@ _WIDE_GREY = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535}
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow image as 8-bit RGB the way it looks on screen (see the module docstring)."""
-    image = ImageOps.exif_transpose(image) or image
+    if image.getexif().get(0x0112, 1) != 1:  # an orientation to apply (no copy of upright images)
+        image = ImageOps.exif_transpose(image) or image
     if image.mode in _WIDE_GREY or image.mode in ("I", "F"):
         values = np.asarray(image, dtype=np.float64)
         if image.mode in _WIDE_GREY:
@@ -39,7 +40,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def open_image(path: Path, min_side: int | None = None) -> Image.Image:

@@ -91,8 +91,9 @@ def _decoded(paths: Sequence[str], prep: PhotoPrep, workers: int) -> Iterator[np
     if workers <= 0 or len(paths) < 4:
         yield from (load_pixels(p, prep) for p in paths)
         return
-    # spawn: the workers import only PIL, numpy and the torch-free part of this package
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    # fork: no re-import of the caller's script (spawn would need a __main__ guard there); the workers
+    # only decode with PIL and never touch the parent's torch or OpenVINO threads
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         yield from pool.map(partial(load_pixels, prep=prep), paths, chunksize=4)
 
 
