@@ -229,9 +229,16 @@ def test_bench_cli_times_ours_and_the_peers() -> None:
         "mobilenet torch eager (channels-last)",
     } <= names
     # torchvision is a test dependency: its paths must be there, not skipped
-    peers = {"torchvision mobilenet_v2 eager", "torchvision -> onnxruntime fp32", "torchvision -> onnxruntime int8"}
+    # torchvision and timm through every engine and precision ours take: the peers' best paths, not a weak one
+    engines = ["onnxruntime", "openvino"] if HAS_OPENVINO else ["onnxruntime"]
+    peers = {"torchvision mobilenet_v2 eager"} | {
+        f"{peer} -> {engine} {precision}" for peer in ("torchvision", "timm") for engine in engines
+        for precision in ("fp32", "int8")
+    }  # fmt: skip
     assert peers <= names, data["notes"]
     assert ("mobilenet openvino int8" in names) == HAS_OPENVINO
+    fastest = min((r for r in data["results"] if not r["ours"]), key=lambda r: r["median_ms"])
+    assert data["fastest_peer"] == {"1": fastest["name"]}
     for r in data["results"]:
         assert r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] and r["runs"] >= 5
         if r["name"].startswith(("mobilenet onnxruntime", "mobilenet openvino")):
@@ -246,3 +253,4 @@ def test_bench_cli_times_ours_and_the_peers() -> None:
     ]  # fmt: skip
     text = report_text(report, "torchvision -> onnxruntime fp32")
     assert "reference: torchvision -> onnxruntime fp32" in text and "1.00x" in text
+    assert f"fastest peer path: {fastest['name']}" in text

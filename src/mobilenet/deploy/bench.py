@@ -240,7 +240,7 @@ def bench(
     notes: list[str] = []
     paths = torch_paths(model, list(options.splits)) if "torch" in options.engines else []
     peer_ok = config.arch == "mobilenet_v2" and config.block == "inverted" and not config.cifar
-    from mobilenet.deploy.bench_peers import torchvision_mobile_paths, torchvision_onnx_paths, torchvision_path
+    from mobilenet.deploy.bench_peers import peer_engine_paths, torchvision_mobile_paths, torchvision_path
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -274,8 +274,15 @@ def bench(
         if options.peers and peer_ok:
             peer = torchvision_path(config.num_classes, config.width, notes)
             paths += [peer] if peer is not None else []
-            paths += torchvision_onnx_paths(
-                config.num_classes, config.width, resolution, workdir, notes, threads=options.threads
+            paths += peer_engine_paths(
+                config.num_classes,
+                config.width,
+                resolution,
+                workdir,
+                notes,
+                engines=deploy or ("onnxruntime",),
+                precisions=options.precisions,
+                threads=options.threads,
             )
             if mobile:
                 paths += torchvision_mobile_paths(

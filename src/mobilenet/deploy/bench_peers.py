@@ -36,35 +36,66 @@ def torchvision_path(num_classes: int, width: float, notes: list[str]) -> BenchP
     return BenchPath("torchvision mobilenet_v2 eager", False, run)
 
 
-def torchvision_onnx_paths(
-    num_classes: int, width: float, resolution: int, workdir: Path, notes: list[str], *, threads: int = 2
+def _timm_model(num_classes: int, width: float, notes: list[str]) -> nn.Module | None:
+    """timm's MobileNetV2 at `width` with random weights, or None (with a note)."""
+    from mobilenet.peers import import_peer
+
+    try:
+        timm = import_peer("timm")
+    except ImportError as err:
+        notes.append(f"timm paths skipped: {err}")
+        return None
+    names = {0.35: "mobilenetv2_035", 0.5: "mobilenetv2_050", 0.75: "mobilenetv2_075", 1.0: "mobilenetv2_100"}
+    names[1.4] = "mobilenetv2_140"
+    if width not in names:
+        notes.append(f"timm paths skipped: timm registers no mobilenetv2 at width {width:g}")
+        return None
+    return timm.create_model(names[width], num_classes=num_classes).eval()
+
+
+def peer_engine_paths(
+    num_classes: int,
+    width: float,
+    resolution: int,
+    workdir: Path,
+    notes: list[str],
+    *,
+    engines: tuple[str, ...] = ("onnxruntime", "openvino"),
+    precisions: tuple[str, ...] = ("fp32", "int8", "bf16"),
+    threads: int = 2,
 ) -> list[BenchPath]:
-    """The usual peer deployment: torchvision's model -> torch.onnx.export -> onnxruntime, fp32 and int8
-    (onnxruntime's own static QDQ quantizer, per-channel, the same calibration as ours)."""
+    """The peers' models through exactly our engine paths: torch.onnx.export, then each installed engine
+    at each precision (int8: onnxruntime's static QDQ quantizer, per-channel, the same calibration as
+    ours; bf16: OpenVINO's hint), for torchvision and timm."""
     from mobilenet.deploy import engines as eng
     from mobilenet.deploy.export import onnx_export
     from mobilenet.deploy.quantize import quantize_onnx
 
-    if "onnxruntime" not in eng.available():
-        notes.append("torchvision -> onnxruntime skipped: onnxruntime not installed")
+    installed = [e for e in engines if e in eng.available()]
+    if not installed:
+        notes.append("peer engine paths skipped: no engine installed")
         return []
-    peer = _torchvision_model(num_classes, width, notes, "torchvision -> onnxruntime")
-    if peer is None:
-        return []
-    fp32 = onnx_export(peer, workdir / "torchvision.onnx", torch.randn(1, 3, resolution, resolution))
-    int8 = quantize_onnx(fp32, workdir / "torchvision.int8.onnx", random_calibration(resolution))
-    files = {"fp32": fp32, "int8": int8}
-    return [
-        BenchPath(
-            f"torchvision -> onnxruntime {precision}",
-            False,
-            engine_runner(file, "onnxruntime", precision, threads),
-            False,
-            to_numpy,
-            (file, "onnxruntime", precision),
-        )
-        for precision, file in files.items()
-    ]
+    peers = {
+        "torchvision": _torchvision_model(num_classes, width, notes, "torchvision engine paths"),
+        "timm": _timm_model(num_classes, width, notes),
+    }
+    paths = []
+    for name, peer in peers.items():
+        if peer is None:
+            continue
+        fp32 = onnx_export(peer, workdir / f"{name}.onnx", torch.randn(1, 3, resolution, resolution))
+        files = {"fp32": fp32, "bf16": fp32}
+        if "int8" in precisions:
+            files["int8"] = quantize_onnx(fp32, workdir / f"{name}.int8.onnx", random_calibration(resolution))
+        for engine in installed:
+            for precision in precisions:
+                if precision == "bf16" and (engine != "openvino" or not eng.cpu_has_bf16()):
+                    continue
+                file = files[precision]
+                run = engine_runner(file, engine, precision, threads)
+                label = f"{name} -> {engine} {precision}"
+                paths.append(BenchPath(label, False, run, False, to_numpy, (file, engine, precision)))
+    return paths
 
 
 def torchvision_mobile_paths(
