@@ -74,12 +74,42 @@ class PeerDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         return self.transform(Image.open(self.paths[i]).convert("RGB"))  # type: ignore[operator, no-any-return]
 
 
+def digits_agreement(checkpoint: str, count: int, side: int, work: Path) -> str:
+    """Reduced-size vs full decoding with a trained model: the digits test set as camera-size JPEGs."""
+    from mobilenet.checkpoint import Checkpoint
+    from mobilenet.data.splits import load_digits_splits
+
+    ckpt = Checkpoint.load(checkpoint)
+    _, test = load_digits_splits()
+    count = min(count, len(test.labels))
+    paths = []
+    for i in range(count):
+        photo = Image.fromarray(test.images[i, 0].numpy()).resize((side, side), Image.Resampling.BICUBIC)
+        paths.append(work / f"digit-{i:03d}.jpg")
+        photo.convert("RGB").save(paths[-1], quality=90)
+    run, _ = uint8_runner(ckpt.build_model(), Preprocessing(ckpt.mean, ckpt.std, ckpt.resolution), "openvino")
+    fast = [r.logits for r in label_photos(paths, PhotoPrep(ckpt.resolution, crop=False), run, workers=2)]
+    full = [
+        r.logits for r in label_photos(paths, PhotoPrep(ckpt.resolution, False, reduced_decode=False), run, workers=2)
+    ]
+    f, g = np.stack(fast), np.stack(full)  # type: ignore[arg-type]
+    labels = test.labels[:count].numpy()
+    return (
+        f"digits test set as {side}x{side} JPEGs ({count} images): top-1 agreement fast vs full decode "
+        f"{(f.argmax(1) == g.argmax(1)).mean():.2%}; accuracy fast {(f.argmax(1) == labels).mean():.2%}, "
+        f"full {(g.argmax(1) == labels).mean():.2%}; largest logit difference {np.abs(f - g).max():.3f} "
+        f"(logits span {g.min():.1f} to {g.max():.1f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latency", type=int, default=20, help="photos per size for latency")
     parser.add_argument("--folder-web", type=int, default=500, help="web-size photos for folder throughput")
     parser.add_argument("--folder-camera", type=int, default=100, help="camera-size photos for folder throughput")
+    parser.add_argument("--checkpoint", help="a trained digits run: also measure reduced vs full decoding accuracy")
+    parser.add_argument("--digits", type=int, default=360, help="digits test images for --checkpoint")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tv = import_peer("torchvision")
@@ -87,6 +117,8 @@ def main() -> None:
     peer_transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])
 
     ours = mobilenet_v2().eval()
+    with torch.no_grad():  # the default init zeroes the classifier: give it weights so top-1 means something
+        torch.nn.init.normal_(ours.classifier.weight, std=0.05, generator=torch.Generator().manual_seed(0))
     theirs = tv.models.mobilenet_v2().eval()
     tensors, _ = export_tensors(ours, "torchvision")
     theirs.load_state_dict(tensors)  # the same weights: only the pipelines differ
@@ -138,6 +170,8 @@ def main() -> None:
             agree = int((np.concatenate(peer_top) == np.array(our_top)).sum())
             label = f"folder of {count} {kind} photos, img/s"
             print(f"{label:<34}{count / peer_s:>12.1f}{count / our_s:>12.1f}{peer_s / our_s:>9.2f}x  {agree}/{count}")
+        if args.checkpoint:
+            print(digits_agreement(args.checkpoint, args.digits, 3000, work))
 
 
 if __name__ == "__main__":

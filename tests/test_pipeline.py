@@ -122,3 +122,17 @@ def test_predict_uses_the_fast_path_by_default_and_full_decode_on_request(digits
     for a, b in zip(full, old, strict=True):
         assert abs(a.probabilities[0] - b.probabilities[0]) < 1e-3
     assert T.EVAL_CROP_FRACTION == 0.875
+
+
+def test_folder_evaluation_decodes_large_jpegs_at_reduced_size(tmp_path: Path) -> None:
+    import dataclasses
+
+    from mobilenet.data.splits import FolderSplit, _FolderDataset
+
+    photo = np.kron(np.random.default_rng(2).integers(0, 256, (12, 16, 3)), np.ones((100, 100, 1))).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "big.jpg", quality=92)  # 1600x1200
+    split = FolderSplit([(tmp_path / "big.jpg", 0)], ["a"], 64, workers=0)
+    fast, _ = _FolderDataset(split, train=False, seed=0)[0]
+    full, _ = _FolderDataset(dataclasses.replace(split, reduced_decode=False), train=False, seed=0)[0]
+    diff = (fast.float() - full.float()).abs().mean().item()
+    assert fast.shape == full.shape == (3, 64, 64) and 0 < diff < 4  # different decoding, the same picture

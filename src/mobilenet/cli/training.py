@@ -103,11 +103,11 @@ def evaluate(args: argparse.Namespace) -> str:
 
         if args.checkpoint or (args.dataset and args.dataset != "imagefolder") or not args.data_dir:
             raise ValueError("--weights evaluates on an image folder: give --data-dir DIR and no checkpoint")
-        return weights_evaluation_text(args.weights, args.data_dir, args.batch_size)
+        return weights_evaluation_text(args.weights, args.data_dir, args.batch_size, args.full_decode)
     if not args.checkpoint:
         raise ValueError("give a checkpoint (RUN_OR_CKPT) or --weights NAME_OR_FILE with --data-dir")
     data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
-    return evaluation_text(args.checkpoint, data, args.out, args.batch_size)
+    return evaluation_text(args.checkpoint, data, args.out, args.batch_size, args.full_decode)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -127,4 +127,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="the data set's folder or archive (default: the checkpoint's)")
     p.add_argument("--out", help="where to write confusion.png/.txt (default: <run dir>/eval)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    p.add_argument(
+        "--full-decode",
+        action="store_true",
+        help="image folders: decode every JPEG pixel (default: large JPEGs at reduced size, faster)",
+    )
     p.set_defaults(run=evaluate)

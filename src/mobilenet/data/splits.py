@@ -143,8 +143,10 @@ class _FolderDataset(torch.utils.data.Dataset[tuple[Tensor, int]]):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         path, label = self.split.samples[index]
-        image = open_image(path)
         size = self.split.resolution
+        # evaluation needs only the short side size / crop: large JPEGs decode at reduced size (DCT scaling)
+        need = round(size / self.split.crop) if not self.train and self.split.reduced_decode else None
+        image = open_image(path, need)
         if self.train:  # per-sample generator: the same crops whatever the worker count or resume point
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
             image = T.random_resized_crop(image, size, g)
@@ -165,6 +167,7 @@ class FolderSplit:
     std: tuple[float, ...] = T.IMAGENET_STD
     crop: float = T.EVAL_CROP_FRACTION  # evaluation: resize to resolution / crop, centre crop
     interpolation: str = "bilinear"
+    reduced_decode: bool = True  # evaluation: decode large JPEGs at reduced size (False: every pixel)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from mobilenet.checkpoint import Checkpoint
@@ -13,13 +14,20 @@ from mobilenet.train.plots import plot_confusion
 
 
 def evaluate_checkpoint(
-    path: str | Path, data: DataConfig | None = None, out_dir: str | Path | None = None, batch_size: int = 256
+    path: str | Path,
+    data: DataConfig | None = None,
+    out_dir: str | Path | None = None,
+    batch_size: int = 256,
+    full_decode: bool = False,
 ) -> tuple[EvalResult, list[str], Path]:
     """Top-1/top-5, per-class accuracy and confusion matrix on the test split; PNG and text written to
-    `out_dir` (default: `eval/` in the run directory)."""
+    `out_dir` (default: `eval/` in the run directory). Image folders decode large JPEGs at reduced size
+    unless `full_decode`."""
     ckpt = Checkpoint.load(path)
     data = data or ckpt.data_config
     _, test = load_splits(data)
+    if isinstance(test, FolderSplit):
+        test = dataclasses.replace(test, reduced_decode=not full_decode)
     ckpt.check_classes(test.classes, data.dataset)
     result = evaluate(ckpt.build_model(), test, batch_size=batch_size, channels_last=False, progress=True)
     out = Path(out_dir) if out_dir else beside(path, "eval")
@@ -42,10 +50,14 @@ def confusion_text(result: EvalResult, classes: list[str]) -> str:
 
 
 def evaluation_text(
-    path: str | Path, data: DataConfig | None = None, out_dir: str | Path | None = None, batch_size: int = 256
+    path: str | Path,
+    data: DataConfig | None = None,
+    out_dir: str | Path | None = None,
+    batch_size: int = 256,
+    full_decode: bool = False,
 ) -> str:
     """`mobilenet eval`: evaluate, write the confusion matrix, and say which checkpoint was scored."""
-    result, classes, out = evaluate_checkpoint(path, data, out_dir, batch_size)
+    result, classes, out = evaluate_checkpoint(path, data, out_dir, batch_size, full_decode)
     images = int(result.confusion.sum())
     return "\n".join(
         [
@@ -58,7 +70,7 @@ def evaluation_text(
 
 
 def evaluate_weights(
-    weights: str | Path, data_dir: str | Path, *, batch_size: int = 64, workers: int = 2
+    weights: str | Path, data_dir: str | Path, *, batch_size: int = 64, workers: int = 2, full_decode: bool = False
 ) -> tuple[EvalResult, dict[str, str]]:
     """Published or converted weights on an ImageNet-style folder (`DIR/val/CLASS/*.jpg` or
     `DIR/CLASS/*.jpg`), preprocessed the way the weights' source evaluates them.
@@ -95,19 +107,23 @@ def evaluate_weights(
         tuple(json.loads(meta["std"])),
         float(meta.get("crop", 0.875)),
         meta.get("interpolation", "bilinear"),
+        not full_decode,
     )
     result = evaluate(model, split, batch_size=batch_size, channels_last=False, progress=True)
     return result, meta
 
 
-def weights_evaluation_text(weights: str | Path, data_dir: str | Path, batch_size: int = 64) -> str:
+def weights_evaluation_text(
+    weights: str | Path, data_dir: str | Path, batch_size: int = 64, full_decode: bool = False
+) -> str:
     """`mobilenet eval --weights`: top-1/top-5 beside the source's published top-1."""
-    result, meta = evaluate_weights(weights, data_dir, batch_size=batch_size)
+    result, meta = evaluate_weights(weights, data_dir, batch_size=batch_size, full_decode=full_decode)
     images = int(result.confusion.sum())
     published = meta.get("published_top1", "")
     lines = [
         f"weights {meta.get('registry_name') or weights} at {meta.get('resolution', 224)} px "
-        f"(crop {float(meta.get('crop', 0.875)):.3f}, {meta.get('interpolation', 'bilinear')})",
+        f"(crop {float(meta.get('crop', 0.875)):.3f}, {meta.get('interpolation', 'bilinear')}, "
+        f"{'full' if full_decode else 'reduced-size'} JPEG decoding)",
         f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({images} images)",
     ]
     if published:
