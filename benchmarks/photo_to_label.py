@@ -1,105 +1,19 @@
 """From photo file to label: our pipeline against torchvision's documented one, same engine, same run.
 
     python benchmarks/photo_to_label.py [--threads 2] [--latency 20] [--folder-web 500] [--folder-camera 100]
+        [--checkpoint RUN]
 
-Photos: scikit-learn's two sample photos (china.jpg, flower.jpg), varied by crop, flip and brightness,
-re-encoded as JPEG (quality 90) at camera size (4000x3000) and web size (1280x960).
-
-Both pipelines run MobileNetV2 1.0/224 (the same random weights: ours, and torchvision's model with the
-same tensors) through OpenVINO fp32 on `--threads` threads:
-- peer: `Image.open(...).convert("RGB")`, torchvision's `Resize(256)`, `CenterCrop(224)`, `ToTensor()`,
-  `Normalize(ImageNet)`, then its ONNX export on OpenVINO (NCHW float input). For folders, torchvision's
-  own way to overlap decoding: a `DataLoader` with 2 worker processes, batch 8.
-- ours: `mobilenet.deploy.pipeline`: reduced-size JPEG decoding, resize + crop, uint8 NHWC into the
-  exported network (normalisation folded into the stem), 2 decoding processes for folders, batch 8.
-Latency is one photo at a time, the two pipelines interleaved photo by photo; the median is reported.
+The same as `mobilenet bench --photos`; what is measured is described in `mobilenet.deploy.bench_photos`.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image, ImageEnhance
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from mobilenet.data.photos import PhotoPrep, load_pixels
-from mobilenet.deploy.engines import load
-from mobilenet.deploy.export import onnx_export
-from mobilenet.deploy.mobile import Preprocessing
-from mobilenet.deploy.pipeline import label_photos, uint8_runner
-from mobilenet.models import mobilenet_v2
-from mobilenet.peers import import_peer
-from mobilenet.weights import export_tensors
-
-SIZES = {"camera": (4000, 3000), "web": (1280, 960)}
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def make_photos(folder: Path, kind: str, count: int) -> list[Path]:
-    from sklearn.datasets import load_sample_images
-
-    sources = [Image.fromarray(a) for a in load_sample_images().images]
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(count):
-        src = sources[i % len(sources)]
-        w, h = src.size
-        cw, ch = int(w * rng.uniform(0.7, 1.0)), int(h * rng.uniform(0.7, 1.0))
-        left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        photo = src.crop((left, top, left + cw, top + ch)).resize(SIZES[kind], Image.Resampling.BICUBIC)
-        photo = ImageEnhance.Brightness(photo).enhance(float(rng.uniform(0.8, 1.2)))
-        if rng.random() < 0.5:
-            photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        path = folder / f"{kind}-{i:04d}.jpg"
-        photo.save(path, quality=90)
-        out.append(path)
-    return out
-
-
-class PeerDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
-    def __init__(self, paths: list[Path], transform: object) -> None:
-        self.paths, self.transform = paths, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(Image.open(self.paths[i]).convert("RGB"))  # type: ignore[operator, no-any-return]
-
-
-def digits_agreement(checkpoint: str, count: int, side: int, work: Path) -> str:
-    """Reduced-size vs full decoding with a trained model: the digits test set as camera-size JPEGs."""
-    from mobilenet.checkpoint import Checkpoint
-    from mobilenet.data.splits import load_digits_splits
-
-    ckpt = Checkpoint.load(checkpoint)
-    _, test = load_digits_splits()
-    count = min(count, len(test.labels))
-    paths = []
-    for i in range(count):
-        photo = Image.fromarray(test.images[i, 0].numpy()).resize((side, side), Image.Resampling.BICUBIC)
-        paths.append(work / f"digit-{i:03d}.jpg")
-        photo.convert("RGB").save(paths[-1], quality=90)
-    run, _ = uint8_runner(ckpt.build_model(), Preprocessing(ckpt.mean, ckpt.std, ckpt.resolution), "openvino")
-    fast = [r.logits for r in label_photos(paths, PhotoPrep(ckpt.resolution, crop=False), run, workers=2)]
-    full = [
-        r.logits for r in label_photos(paths, PhotoPrep(ckpt.resolution, False, reduced_decode=False), run, workers=2)
-    ]
-    f, g = np.stack(fast), np.stack(full)  # type: ignore[arg-type]
-    labels = test.labels[:count].numpy()
-    return (
-        f"digits test set as {side}x{side} JPEGs ({count} images): top-1 agreement fast vs full decode "
-        f"{(f.argmax(1) == g.argmax(1)).mean():.2%}; accuracy fast {(f.argmax(1) == labels).mean():.2%}, "
-        f"full {(g.argmax(1) == labels).mean():.2%}; largest logit difference {np.abs(f - g).max():.3f} "
-        f"(logits span {g.min():.1f} to {g.max():.1f})"
-    )
+from mobilenet.deploy.bench_photos import PhotoBenchOptions, bench_photos
 
 
 def main() -> None:
@@ -110,68 +24,9 @@ def main() -> None:
     parser.add_argument("--folder-camera", type=int, default=100, help="camera-size photos for folder throughput")
     parser.add_argument("--checkpoint", help="a trained digits run: also measure reduced vs full decoding accuracy")
     parser.add_argument("--digits", type=int, default=360, help="digits test images for --checkpoint")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    tv = import_peer("torchvision")
-    T = tv.transforms
-    peer_transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])
-
-    ours = mobilenet_v2().eval()
-    with torch.no_grad():  # the default init zeroes the classifier: give it weights so top-1 means something
-        torch.nn.init.normal_(ours.classifier.weight, std=0.05, generator=torch.Generator().manual_seed(0))
-    theirs = tv.models.mobilenet_v2().eval()
-    tensors, _ = export_tensors(ours, "torchvision")
-    theirs.load_state_dict(tensors)  # the same weights: only the pipelines differ
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        peer_run = load(
-            onnx_export(theirs, work / "tv.onnx", torch.zeros(2, 3, 224, 224)), "openvino", threads=args.threads
-        )
-        our_run, engine = uint8_runner(ours, Preprocessing(MEAN, STD, 224), "openvino", threads=args.threads)
-        assert engine == "openvino"
-        prep = PhotoPrep(224, crop_fraction=0.875)
-
-        def peer_one(path: Path) -> int:
-            x = peer_transform(Image.open(path).convert("RGB"))[None].numpy()
-            return int(peer_run(x).argmax())
-
-        def ours_one(path: Path) -> int:
-            pixels = load_pixels(path, prep)
-            assert isinstance(pixels, np.ndarray)
-            return int(our_run(pixels[None]).argmax())
-
-        print(f"threads {args.threads}; MobileNetV2 1.0/224 on OpenVINO fp32 for both pipelines")
-        print(f"{'workload':<34}{'peer':>12}{'ours':>12}{'speed-up':>10}  top-1 agreement")
-        for kind in ("camera", "web"):
-            photos = make_photos(work, kind, args.latency)
-            peer_ms, our_ms, agree = [], [], 0
-            for path in photos:
-                t = time.perf_counter()
-                a = peer_one(path)
-                peer_ms.append((time.perf_counter() - t) * 1e3)
-                t = time.perf_counter()
-                b = ours_one(path)
-                our_ms.append((time.perf_counter() - t) * 1e3)
-                agree += a == b
-            p, o = statistics.median(peer_ms[1:]), statistics.median(our_ms[1:])
-            w, h = SIZES[kind]
-            print(f"{f'one {kind} photo ({w}x{h}), ms':<34}{p:>12.1f}{o:>12.1f}{p / o:>9.2f}x  {agree}/{len(photos)}")
-        for kind, count in (("web", args.folder_web), ("camera", args.folder_camera)):
-            if not count:
-                continue
-            photos = make_photos(work, f"{kind}", count)
-            t = time.perf_counter()
-            loader = torch.utils.data.DataLoader(PeerDataset(photos, peer_transform), batch_size=8, num_workers=2)
-            peer_top = [peer_run(batch.numpy()).argmax(1) for batch in loader]
-            peer_s = time.perf_counter() - t
-            t = time.perf_counter()
-            our_top = [r.logits.argmax() for r in label_photos(photos, prep, our_run, batch=8, workers=2)]  # type: ignore[union-attr]
-            our_s = time.perf_counter() - t
-            agree = int((np.concatenate(peer_top) == np.array(our_top)).sum())
-            label = f"folder of {count} {kind} photos, img/s"
-            print(f"{label:<34}{count / peer_s:>12.1f}{count / our_s:>12.1f}{peer_s / our_s:>9.2f}x  {agree}/{count}")
-        if args.checkpoint:
-            print(digits_agreement(args.checkpoint, args.digits, 3000, work))
+    a = parser.parse_args()
+    options = PhotoBenchOptions(a.threads, a.latency, a.folder_web, a.folder_camera, a.checkpoint, a.digits)
+    print(bench_photos(options, progress=lambda m: print(f"timing {m}", file=sys.stderr)))
 
 
 if __name__ == "__main__":

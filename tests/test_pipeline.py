@@ -136,3 +136,19 @@ def test_folder_evaluation_decodes_large_jpegs_at_reduced_size(tmp_path: Path) -
     full, _ = _FolderDataset(dataclasses.replace(split, reduced_decode=False), train=False, seed=0)[0]
     diff = (fast.float() - full.float()).abs().mean().item()
     assert fast.shape == full.shape == (3, 64, 64) and 0 < diff < 4  # different decoding, the same picture
+
+
+def test_bench_photos_cli_times_both_pipelines(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mobilenet.cli import main
+    from mobilenet.deploy.bench_photos import digits_agreement
+
+    assert main(["bench", "--photos", "--photo-counts", "2", "8", "4"]) == 0
+    out = capsys.readouterr().out
+    for workload in ("one camera photo (4000x3000)", "one web photo (1280x960)", "folder of 8 web photos",
+                     "folder of 4 camera photos"):  # fmt: skip
+        assert workload in out, out
+    assert main(["bench", "--photos", "--photo-counts", "0", "0", "0"]) == 2
+    text = digits_agreement(str(digits_run), 6, 1500, tmp_path)
+    assert "(6 images): top-1 agreement fast vs full decode" in text

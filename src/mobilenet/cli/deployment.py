@@ -122,6 +122,14 @@ def bench(args: argparse.Namespace) -> str:
         num_classes=args.num_classes or 1000,
         cifar=args.cifar,
     )
+    if args.photos:
+        from mobilenet.deploy.bench_photos import PhotoBenchOptions, bench_photos
+
+        latency, web, camera = args.photo_counts
+        if min(args.photo_counts) < 0 or not any(args.photo_counts):
+            raise ValueError(f"--photo-counts must be >= 0 and not all 0, got {args.photo_counts}")
+        photo_options = PhotoBenchOptions(args.threads, latency, web, camera, args.checkpoint)
+        return bench_photos(photo_options, progress=lambda m: print(f"timing {m}", file=sys.stderr))
     if args.weights and args.checkpoint:
         raise ValueError("give --checkpoint or --weights, not both")
     options = BenchOptions(
@@ -261,5 +269,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="the path every ratio is taken against (default: torchvision -> onnxruntime fp32)",
     )
     p.add_argument("--no-peers", dest="peers", action="store_false", help="skip the peer paths")
+    p.add_argument(
+        "--photos",
+        action="store_true",
+        help="instead: photo file to label, our pipeline vs torchvision's documented one (camera and web-size "
+        "JPEGs made from scikit-learn's sample photos; with --checkpoint RUN, a digits run, also reduced vs "
+        "full decoding accuracy)",
+    )
+    p.add_argument(
+        "--photo-counts",
+        type=int,
+        nargs=3,
+        default=[20, 500, 100],
+        metavar=("LATENCY", "WEB", "CAMERA"),
+        help="with --photos: photos per size for latency, web-size and camera-size folder sizes (default 20 500 100)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=bench)

@@ -1,0 +1,182 @@
+"""`mobilenet bench --photos`: from photo file to label, our pipeline against torchvision's documented one,
+same engine, same run (also `python benchmarks/photo_to_label.py`).
+
+Photos: scikit-learn's two sample photos (china.jpg, flower.jpg), varied by crop, flip and brightness,
+re-encoded as JPEG (quality 90) at camera size (4000x3000) and web size (1280x960).
+
+Both pipelines run MobileNetV2 1.0/224 (the same random weights: ours, and torchvision's model with the
+same tensors) through OpenVINO fp32 on `--threads` threads:
+- peer: `Image.open(...).convert("RGB")`, torchvision's `Resize(256)`, `CenterCrop(224)`, `ToTensor()`,
+  `Normalize(ImageNet)`, then its ONNX export on OpenVINO (NCHW float input). For folders, torchvision's
+  own way to overlap decoding: a `DataLoader` with 2 worker processes, batch 8.
+- ours: `mobilenet.deploy.pipeline`: reduced-size JPEG decoding, resize + crop, uint8 NHWC into the
+  exported network (normalisation folded into the stem), 2 decoding processes for folders, batch 8.
+Latency is one photo at a time, the two pipelines interleaved photo by photo; the median is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance
+
+from mobilenet.data.photos import PhotoPrep, load_pixels
+from mobilenet.deploy.engines import load
+from mobilenet.deploy.export import onnx_export
+from mobilenet.deploy.mobile import Preprocessing
+from mobilenet.deploy.pipeline import label_photos, uint8_runner
+from mobilenet.models import mobilenet_v2
+from mobilenet.peers import import_peer
+from mobilenet.weights import export_tensors
+
+SIZES = {"camera": (4000, 3000), "web": (1280, 960)}
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def make_photos(folder: Path, kind: str, count: int) -> list[Path]:
+    from sklearn.datasets import load_sample_images
+
+    sources = [Image.fromarray(a) for a in load_sample_images().images]
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(count):
+        src = sources[i % len(sources)]
+        w, h = src.size
+        cw, ch = int(w * rng.uniform(0.7, 1.0)), int(h * rng.uniform(0.7, 1.0))
+        left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        photo = src.crop((left, top, left + cw, top + ch)).resize(SIZES[kind], Image.Resampling.BICUBIC)
+        photo = ImageEnhance.Brightness(photo).enhance(float(rng.uniform(0.8, 1.2)))
+        if rng.random() < 0.5:
+            photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        path = folder / f"{kind}-{i:04d}.jpg"
+        photo.save(path, quality=90)
+        out.append(path)
+    return out
+
+
+class PeerDataset(torch.utils.data.Dataset[torch.Tensor]):
+    def __init__(self, paths: list[Path], transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(Image.open(self.paths[i]).convert("RGB"))
+
+
+def digits_agreement(checkpoint: str, count: int, side: int, work: Path) -> str:
+    """Reduced-size vs full decoding with a trained model: the digits test set as camera-size JPEGs."""
+    from mobilenet.checkpoint import Checkpoint
+    from mobilenet.data.splits import load_digits_splits
+
+    ckpt = Checkpoint.load(checkpoint)
+    _, test = load_digits_splits()
+    count = min(count, len(test.labels))
+    paths = []
+    for i in range(count):
+        photo = Image.fromarray(test.images[i, 0].numpy()).resize((side, side), Image.Resampling.BICUBIC)
+        paths.append(work / f"digit-{i:03d}.jpg")
+        photo.convert("RGB").save(paths[-1], quality=90)
+    run, _ = uint8_runner(ckpt.build_model(), Preprocessing(ckpt.mean, ckpt.std, ckpt.resolution), "openvino")
+    fast = [r.logits for r in label_photos(paths, PhotoPrep(ckpt.resolution, crop=False), run, workers=2)]
+    full = [
+        r.logits for r in label_photos(paths, PhotoPrep(ckpt.resolution, False, reduced_decode=False), run, workers=2)
+    ]
+    f, g = np.stack(fast), np.stack(full)  # type: ignore[arg-type]
+    labels = test.labels[:count].numpy()
+    return (
+        f"digits test set as {side}x{side} JPEGs ({count} images): top-1 agreement fast vs full decode "
+        f"{(f.argmax(1) == g.argmax(1)).mean():.2%}; accuracy fast {(f.argmax(1) == labels).mean():.2%}, "
+        f"full {(g.argmax(1) == labels).mean():.2%}; largest logit difference {np.abs(f - g).max():.3f} "
+        f"(logits span {g.min():.1f} to {g.max():.1f})"
+    )
+
+
+@dataclass(frozen=True)
+class PhotoBenchOptions:
+    threads: int = 2
+    latency: int = 20  # photos per size, one at a time
+    folder_web: int = 500
+    folder_camera: int = 100
+    checkpoint: str | None = None  # a trained digits run: reduced vs full decoding accuracy
+    digits: int = 360
+
+
+def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | None = None) -> str:
+    """Run every workload and return the report table."""
+    say = progress or (lambda _: None)
+    torch.set_num_threads(options.threads)
+    tv = import_peer("torchvision")
+    T = tv.transforms
+    peer_transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])
+    ours = mobilenet_v2().eval()
+    with torch.no_grad():  # the default init zeroes the classifier: give it weights so top-1 means something
+        torch.nn.init.normal_(ours.classifier.weight, std=0.05, generator=torch.Generator().manual_seed(0))
+    theirs = tv.models.mobilenet_v2().eval()
+    tensors, _ = export_tensors(ours, "torchvision")
+    theirs.load_state_dict(tensors)  # the same weights: only the pipelines differ
+    lines = [f"threads {options.threads}; MobileNetV2 1.0/224 on OpenVINO fp32 for both pipelines"]
+    lines.append(f"{'workload':<34}{'peer':>12}{'ours':>12}{'speed-up':>10}  top-1 agreement")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        peer_file = onnx_export(theirs, work / "tv.onnx", torch.zeros(2, 3, 224, 224))
+        peer_run = load(peer_file, "openvino", threads=options.threads)
+        our_run, _ = uint8_runner(ours, Preprocessing(MEAN, STD, 224), "openvino", threads=options.threads)
+        prep = PhotoPrep(224, crop_fraction=0.875)
+
+        def peer_one(path: Path) -> int:
+            x = peer_transform(Image.open(path).convert("RGB"))[None].numpy()
+            return int(peer_run(x).argmax())
+
+        def ours_one(path: Path) -> int:
+            pixels = load_pixels(path, prep)
+            assert isinstance(pixels, np.ndarray)
+            return int(our_run(pixels[None]).argmax())
+
+        for kind in ("camera", "web"):
+            if not options.latency:
+                continue
+            say(f"one {kind} photo at a time")
+            photos = make_photos(work, kind, options.latency)
+            peer_ms, our_ms, agree = [], [], 0
+            for path in photos:
+                t = time.perf_counter()
+                a = peer_one(path)
+                peer_ms.append((time.perf_counter() - t) * 1e3)
+                t = time.perf_counter()
+                b = ours_one(path)
+                our_ms.append((time.perf_counter() - t) * 1e3)
+                agree += a == b
+            p, o = statistics.median(peer_ms[1:] or peer_ms), statistics.median(our_ms[1:] or our_ms)
+            w, h = SIZES[kind]
+            label = f"one {kind} photo ({w}x{h}), ms"
+            lines.append(f"{label:<34}{p:>12.1f}{o:>12.1f}{p / o:>9.2f}x  {agree}/{len(photos)}")
+        for kind, count in (("web", options.folder_web), ("camera", options.folder_camera)):
+            if not count:
+                continue
+            say(f"a folder of {count} {kind} photos")
+            photos = make_photos(work, kind, count)
+            t = time.perf_counter()
+            loader = torch.utils.data.DataLoader(PeerDataset(photos, peer_transform), batch_size=8, num_workers=2)
+            peer_top = [peer_run(batch.numpy()).argmax(1) for batch in loader]
+            peer_s = time.perf_counter() - t
+            t = time.perf_counter()
+            our_top = [r.logits.argmax() for r in label_photos(photos, prep, our_run, batch=8, workers=2)]  # type: ignore[union-attr]
+            our_s = time.perf_counter() - t
+            agree = int((np.concatenate(peer_top) == np.array(our_top)).sum())
+            label = f"folder of {count} {kind} photos, img/s"
+            lines.append(
+                f"{label:<34}{count / peer_s:>12.1f}{count / our_s:>12.1f}{peer_s / our_s:>9.2f}x  {agree}/{count}"
+            )
+        if options.checkpoint:
+            say("the digits test set as camera-size photos")
+            lines.append(digits_agreement(options.checkpoint, options.digits, 3000, work))
+    return "\n".join(lines)
