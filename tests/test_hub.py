@@ -325,6 +325,15 @@ def test_eval_weights_on_a_folder_uses_the_weights_preprocessing(
     out = capsys.readouterr().out
     assert "(6 images)" in out and "published top-1 71.878%" in out and "resize" not in out
     assert main(["eval", "--weights", name]) == 2
+    capsys.readouterr()
+    # int8 from the same weights: calibrated on DIR/train (DIR itself without one), checked on DIR/val
+    out = tmp_path / "int8"
+    argv = ["quantize", "--weights", name, "--data-dir", str(tmp_path), "--calibration", "4", "-o", str(out),
+            "--engine", "none"]  # fmt: skip
+    assert main(argv) == 0
+    assert (out / "model.int8.onnx").is_file() and (out / "model.onnx").is_file()
+    assert "6 held-out images" in capsys.readouterr().out
+    assert main(["quantize", "--weights", name]) == 2
 
 
 def test_keras_file_by_name_fine_tunes_and_converts_back(

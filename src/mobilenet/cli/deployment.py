@@ -92,8 +92,21 @@ def export(args: argparse.Namespace) -> str:
 
 def quantize(args: argparse.Namespace) -> str:
     from mobilenet.config import DataConfig
-    from mobilenet.deploy.quantize import quantize_checkpoint
+    from mobilenet.deploy.quantize import quantize_checkpoint, quantize_weights
 
+    if args.weights:
+        if args.checkpoint or not args.data_dir or args.qat_epochs or (args.dataset or "imagefolder") != "imagefolder":
+            raise ValueError(
+                "--weights quantizes on an image folder: give --data-dir DIR (DIR/train to calibrate, DIR/val "
+                "to check), no checkpoint and no --qat-epochs"
+            )
+        report = quantize_weights(
+            args.weights, args.data_dir, args.output, calibration=args.calibration, threads=args.threads,
+            engine=args.engine,
+        )  # fmt: skip
+        return report.text()
+    if not args.checkpoint:
+        raise ValueError("give a checkpoint (RUN_OR_CKPT) or --weights NAME_OR_FILE with --data-dir")
     data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
     report = quantize_checkpoint(
         args.checkpoint,
@@ -215,7 +228,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=export)
 
     p = sub.add_parser("quantize", help="int8 static quantization (QDQ ONNX), accuracy and size change")
-    p.add_argument("checkpoint", help="a .pt file or a run directory")
+    p.add_argument("checkpoint", nargs="?", help="a .pt file or a run directory")
+    p.add_argument(
+        "--weights",
+        metavar="NAME_OR_FILE",
+        help="instead of a checkpoint: published weights by name or converted .safetensors, with --data-dir",
+    )
     p.add_argument("-o", "--output", help="output directory (default: deploy/ beside the checkpoint)")
     p.add_argument("--calibration", type=int, default=256, help="training images to calibrate on (default 256)")
     p.add_argument(

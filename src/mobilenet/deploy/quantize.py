@@ -224,6 +224,50 @@ def quantize_checkpoint(
     train, test = _data(ckpt, data)
     size = resolution or ckpt.resolution
     out = Path(out_dir) if out_dir else beside(checkpoint, "deploy")
+    return quantize_model(
+        model, train, test, out, size, calibration=calibration, qat_epochs=qat_epochs, threads=threads, engine=engine
+    )
+
+
+def quantize_weights(
+    weights: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    calibration: int = 256,
+    threads: int = 0,
+    engine: str = "auto",
+) -> QuantizeReport:
+    """Published weights (a registry name) or converted .safetensors to int8: calibrated on `DATA/train`
+    (or DATA itself) and checked on `DATA/val` (or DATA itself), both read with the weights' own
+    preprocessing; written to `out_dir` (default: `./deploy-NAME`)."""
+    from mobilenet.train.evaluation import weights_folder_splits
+    from mobilenet.weights import load_pretrained
+
+    if engine not in ("auto", "none"):
+        raise ValueError(f"engine must be 'auto' or 'none', got {engine!r}")
+    model, meta = load_pretrained(weights)
+    train, test = weights_folder_splits(model, meta, data_dir)
+    name = meta.get("registry_name") or Path(weights).stem
+    out = Path(out_dir) if out_dir else Path(f"deploy-{name.replace('/', '_')}")
+    return quantize_model(
+        model, train, test, out, test.resolution, calibration=calibration, threads=threads, engine=engine
+    )
+
+
+def quantize_model(
+    model: MobileNet,
+    train: Split,
+    test: Split,
+    out: Path,
+    size: int,
+    *,
+    calibration: int = 256,
+    qat_epochs: int = 0,
+    threads: int = 0,
+    engine: str = "auto",
+) -> QuantizeReport:
+    """The shared part: export, calibrate, quantize, measure on every engine, choose."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

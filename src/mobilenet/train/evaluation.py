@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from mobilenet.checkpoint import Checkpoint
 from mobilenet.config import DataConfig
@@ -77,14 +78,30 @@ def evaluate_weights(
 
     Class folders are matched to the weights' classes by name (e.g. `tench/`), or, when there is one
     folder per class, by sorted position (ImageNet's `n01440764/` ... WordNet IDs)."""
-    import json
-
-    from mobilenet.weights import class_names, load_pretrained
+    from mobilenet.weights import load_pretrained
 
     model, meta = load_pretrained(weights)
-    names = class_names(meta, model.config.num_classes)
+    split = _weights_folder(model, meta, Path(data_dir), "val", workers, full_decode)
+    result = evaluate(model, split, batch_size=batch_size, channels_last=False, progress=True)
+    return result, meta
+
+
+def weights_folder_splits(model: Any, meta: dict[str, str], data_dir: str | Path) -> tuple[FolderSplit, FolderSplit]:
+    """(calibration, held-out) image folders for converted weights: `DIR/train` (else `DIR/val`) and
+    `DIR/val` (else DIR itself for either), preprocessed as the weights' source evaluates."""
     root = Path(data_dir)
-    root = root / "val" if (root / "val").is_dir() else root
+    return _weights_folder(model, meta, root, "train", 2, False), _weights_folder(model, meta, root, "val", 2, False)
+
+
+def _weights_folder(
+    model: Any, meta: dict[str, str], root: Path, sub: str, workers: int, full_decode: bool
+) -> FolderSplit:
+    import json
+
+    from mobilenet.weights import class_names
+
+    names = class_names(meta, model.config.num_classes)
+    root = next((d for d in (root / sub, root / "val") if d.is_dir()), root)
     if not root.is_dir():
         raise ValueError(f"image folder {root} does not exist")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -98,7 +115,7 @@ def evaluate_weights(
             f"{names[0]!r}) or give all {len(names)} (ImageNet's WordNet-ID folders, in sorted order)"
         )
     _, samples = scan_folder(root, classes)
-    split = FolderSplit(
+    return FolderSplit(
         samples,
         classes,
         int(meta.get("resolution", 224)),
@@ -109,8 +126,6 @@ def evaluate_weights(
         meta.get("interpolation", "bilinear"),
         not full_decode,
     )
-    result = evaluate(model, split, batch_size=batch_size, channels_last=False, progress=True)
-    return result, meta
 
 
 def weights_evaluation_text(
