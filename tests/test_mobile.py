@@ -170,3 +170,23 @@ def test_bench_times_the_phone_runtimes_beside_the_peers() -> None:
     rows = {r["name"]: r for r in json.loads(done.stdout)["results"]}
     assert {"mobilenet litert fp32", "torchvision -> litert fp32"} <= set(rows)
     assert all(r["median_ms"] > 0 for r in rows.values())
+
+
+def test_quantize_includes_the_phone_runtimes_in_the_engine_choice(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "deploy"
+    argv = ["quantize", str(digits_run), "-o", str(out), "--calibration", "64", "--mobile", "litert", "executorch"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    for engine in ("litert", "executorch"):
+        for precision in ("fp32", "int8"):
+            assert f"  {engine:<12} {precision:<5} top-1" in text  # accuracy on the held-out digits
+    choice = text[text.index("engine choice") :]
+    assert choice.count("litert") == 2 and choice.count("executorch") == 2  # timed beside the ONNX engines
+    assert {p.name for p in out.iterdir()} >= {"model.tflite", "model.int8.tflite", "model.pte", "model.int8.pte"}
+    lines = [line for line in text.splitlines() if line.strip().startswith(("litert", "executorch"))]
+    fp32 = float(text.split("PyTorch fp32: ")[1].split("%")[0])
+    for line in lines:
+        top1 = float(line.split("top-1 ")[1].split("%")[0])
+        assert top1 >= fp32 - 1.0, line  # int8 within a point, fp32 the same

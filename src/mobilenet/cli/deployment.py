@@ -117,6 +117,7 @@ def quantize(args: argparse.Namespace) -> str:
         threads=args.threads,
         engine=args.engine,
         expect=_expected(args),
+        mobile=tuple(args.mobile or ()),
     )
     return report.text()
 
@@ -233,6 +234,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--weights",
         metavar="NAME_OR_FILE",
         help="instead of a checkpoint: published weights by name or converted .safetensors, with --data-dir",
+    )
+    p.add_argument(
+        "--mobile",
+        nargs="+",
+        choices=("litert", "executorch"),
+        help="also export fp32 and int8 files for these phone runtimes, check them on the held-out images and "
+        "include them in the engine choice (each export takes tens of seconds)",
     )
     p.add_argument("-o", "--output", help="output directory (default: deploy/ beside the checkpoint)")
     p.add_argument("--calibration", type=int, default=256, help="training images to calibrate on (default 256)")

@@ -156,9 +156,9 @@ def choose(report: QuantizeReport, *, threads: int = 2, tolerance: float = 0.01)
     x = np.random.default_rng(0).standard_normal((1, 3, report.resolution, report.resolution), dtype=np.float32)
     timings, top1 = {}, {}
     for a in report.accuracy:
-        run = load(report.file(a.precision), a.engine, threads=threads, precision=a.precision)
+        run = report.runner(a.engine, a.precision, threads)
         timings[(a.engine, a.precision)] = time_fn(functools.partial(run, x), runs=50, min_seconds=1.0)
         top1[(a.engine, a.precision)] = a.top1
     ok = [k for k in timings if reference - top1[k] <= tolerance]
     best = min(ok, key=lambda k: timings[k].median_ms)
-    return EngineChoice(best[0], best[1], report.file(best[1]), timings, top1, reference, tolerance)
+    return EngineChoice(best[0], best[1], report.file(best[1], best[0]), timings, top1, reference, tolerance)

@@ -52,9 +52,20 @@ class QuantizeReport:
     notes: list[str] = field(default_factory=list)
     resolution: int = 224
     choice: engines.EngineChoice | None = None  # the engine picked for this machine, if one was asked for
+    files: dict[tuple[str, str], Path] = field(default_factory=dict)  # phone runtimes' own files
 
-    def file(self, precision: str) -> Path:
+    def file(self, precision: str, engine: str | None = None) -> Path:
+        if engine is not None and (engine, precision) in self.files:
+            return self.files[(engine, precision)]
         return self.int8_path if precision == "int8" else self.fp32_path
+
+    def runner(self, engine: str, precision: str, threads: int) -> Any:
+        """A callable running this report's file for (engine, precision): ONNX engines or phone runtimes."""
+        if engine in MOBILE:
+            from mobilenet.deploy.mobile import RUNNERS
+
+            return RUNNERS[MOBILE[engine][0]](self.file(precision, engine), threads or 2)
+        return engines.load(self.file(precision), engine, threads=threads, precision=precision)
 
     def top1(self, engine: str, precision: str) -> float:
         return next(a.top1 for a in self.accuracy if a.engine == engine and a.precision == precision)
@@ -74,6 +85,37 @@ class QuantizeReport:
         if self.choice is not None:
             lines.append(self.choice.text())
         return "\n".join(lines)
+
+
+MOBILE = {"litert": ("tflite", ".tflite"), "executorch": ("executorch", ".pte")}  # engine -> (format, suffix)
+
+
+def _mobile_accuracy(
+    model: MobileNet, size: int, out: Path, batches: list[np.ndarray], test: Split, report: QuantizeReport,
+    mobile: tuple[str, ...], threads: int,
+) -> None:  # fmt: skip
+    """The phone runtimes as candidates too: fp32 and PT2E int8 files (calibrated on the same images),
+    run in LiteRT's interpreter / ExecuTorch's runtime on the held-out images."""
+    from mobilenet.deploy.export import fold_bn
+    from mobilenet.deploy.mobile import RUNNERS, WRITERS, require
+
+    folded = fold_bn(model).eval()
+    example = torch.from_numpy(batches[0][:1])
+    calibration = [torch.from_numpy(b) for b in batches]
+    for engine in mobile:
+        fmt, suffix = MOBILE[engine]
+        try:
+            require(fmt)
+        except ValueError as err:
+            report.notes.append(f"{engine} skipped: {err}")
+            continue
+        for precision in ("fp32", "int8"):
+            path = out / f"model{'.int8' if precision == 'int8' else ''}{suffix}"
+            with atomic_path(path, suffix) as tmp:
+                WRITERS[fmt](folded, tmp, example, calibration if precision == "int8" else None)
+            report.files[(engine, precision)] = path
+            run = RUNNERS[fmt](path, threads or 2)
+            report.accuracy.append(EngineAccuracy(engine, precision, accuracy(run, test)))
 
 
 def _data(ckpt: Checkpoint, data: DataConfig | None) -> tuple[Split, Split]:
@@ -211,6 +253,7 @@ def quantize_checkpoint(
     threads: int = 0,
     engine: str = "auto",
     expect: Expected | None = None,
+    mobile: tuple[str, ...] = (),
 ) -> QuantizeReport:
     """Export `checkpoint` to fp32 ONNX and int8 QDQ ONNX in `out_dir` (default: `deploy/` in its run
     directory), measure both on held-out data with every installed engine (and OpenVINO bf16 where the CPU
@@ -225,8 +268,9 @@ def quantize_checkpoint(
     size = resolution or ckpt.resolution
     out = Path(out_dir) if out_dir else beside(checkpoint, "deploy")
     return quantize_model(
-        model, train, test, out, size, calibration=calibration, qat_epochs=qat_epochs, threads=threads, engine=engine
-    )
+        model, train, test, out, size, calibration=calibration, qat_epochs=qat_epochs, threads=threads,
+        engine=engine, mobile=mobile,
+    )  # fmt: skip
 
 
 def quantize_weights(
@@ -266,8 +310,10 @@ def quantize_model(
     qat_epochs: int = 0,
     threads: int = 0,
     engine: str = "auto",
+    mobile: tuple[str, ...] = (),
 ) -> QuantizeReport:
-    """The shared part: export, calibrate, quantize, measure on every engine, choose."""
+    """The shared part: export, calibrate, quantize, measure on every engine (and on the phone runtimes
+    in `mobile`: "litert", "executorch"), choose."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -298,6 +344,11 @@ def quantize_model(
     for name, precision in engines.candidates():
         run = engines.load(report.file(precision), name, threads=threads, precision=precision)
         report.accuracy.append(EngineAccuracy(name, precision, accuracy(run, test)))
+    unknown = sorted(set(mobile) - set(MOBILE))
+    if unknown:
+        raise ValueError(f"unknown phone runtime {unknown[0]!r}; expected litert or executorch")
+    if mobile:
+        _mobile_accuracy(model, size, out, batches, test, report, mobile, threads)
     if "openvino" not in engines.available():
         report.notes.append("OpenVINO not installed: pip install 'mobilenet[openvino]' to check it too")
     if engine == "auto":
