@@ -186,7 +186,9 @@ def test_quantize_includes_the_phone_runtimes_in_the_engine_choice(digits_run: P
         for precision in ("fp32", "int8"):
             assert f"  {engine:<12} {precision:<5} top-1" in text  # accuracy on the held-out digits
     choice = text[text.index("engine choice") :]
-    assert choice.count("litert") == 2 and choice.count("executorch") == 2  # timed beside the ONNX engines
+    timed = [line[3:].split()[0] for line in choice.splitlines()[1:] if line[:3] in ("-> ", "   ")]
+    assert timed.count("litert") == 2 and timed.count("executorch") == 2  # timed beside the ONNX engines
+    assert "onnxruntime" in timed
     assert {p.name for p in out.iterdir()} >= {"model.tflite", "model.int8.tflite", "model.pte", "model.int8.pte"}
     lines = [line for line in text.splitlines() if line.strip().startswith(("litert", "executorch"))]
     fp32 = float(text.split("PyTorch fp32: ")[1].split("%")[0])
