@@ -274,16 +274,17 @@ def bench(
         if options.peers and peer_ok:
             peer = torchvision_path(config.num_classes, config.width, notes)
             paths += [peer] if peer is not None else []
-            paths += peer_engine_paths(
-                config.num_classes,
-                config.width,
-                resolution,
-                workdir,
-                notes,
-                engines=deploy or ("onnxruntime",),
-                precisions=options.precisions,
-                threads=options.threads,
-            )
+            if deploy:  # the peers through exactly the engines ours were asked for
+                paths += peer_engine_paths(
+                    config.num_classes,
+                    config.width,
+                    resolution,
+                    workdir,
+                    notes,
+                    engines=deploy,
+                    precisions=options.precisions,
+                    threads=options.threads,
+                )
             if mobile:
                 paths += torchvision_mobile_paths(
                     config.num_classes,
