@@ -535,3 +535,15 @@ def test_weights_of_the_wrong_shape_name_the_tensor(tmp_path: Path) -> None:
     save_weights(converted, tmp_path / "bent.safetensors")
     with pytest.raises(ValueError, match=r"bent.safetensors does not fit .* size mismatch for blocks.3.expand.conv"):
         load_pretrained(tmp_path / "bent.safetensors")
+
+
+def test_keras3_file_of_another_model_names_what_it_holds(tmp_path: Path) -> None:
+    """A Keras 3 `.weights.h5` that is not a MobileNet: the error lists names that exist in the file, not
+    the Keras Applications names they would have been mapped to."""
+    import h5py
+
+    with h5py.File(tmp_path / "small.weights.h5", "w") as f:  # Keras 3's layout: layers/<class>_<k>/vars/<i>
+        f.create_dataset("layers/dense/vars/0", data=np.zeros((8, 4), np.float32))
+        f.create_dataset("layers/dense/vars/1", data=np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=r"the file holds 2 tensors, e.g. 'layers/dense/vars/0' \(8, 4\)"):
+        convert_file(tmp_path / "small.weights.h5", "keras", arch="mobilenet_v2", width=1.0)

@@ -81,6 +81,12 @@ def _from_keras3(named: dict[str, Any], spec: NetworkSpec) -> tuple[dict[str, An
     return {back.get(k, k): v for k, v in named.items()}, True
 
 
+def _held(named: Mapping[str, Any], show: int = 3) -> str:
+    """What a file holds, for errors: the count and the first few names with their shapes."""
+    first = ", ".join(f"{k!r} {tuple(np.shape(v))}" for k, v in list(named.items())[:show])
+    return f"{len(named)} tensors" + (f", e.g. {first}" if first else "")
+
+
 def _from_layout(t: Tensor, kind: str, leaf: str, source: str) -> Tensor:
     if source in ("torchvision", "timm") or kind == "bn" or leaf == "bias":
         return t
@@ -151,11 +157,13 @@ def convert_tensors(
         if table[0].theirs not in named:
             raise ValueError(
                 f"missing tensor {table[0].theirs!r} (the first conv) and no classifier: is this a "
-                f"{source} {arch} file?"
+                f"{source} {arch} file? It holds {_held(tensors)}"
             )
         table = [e for e in table if e.theirs not in head]
     elif head[-1] not in named:
-        raise ValueError(f"missing tensor {head[-1]!r} (the classifier): is this a {source} {arch} file?")
+        raise ValueError(
+            f"missing tensor {head[-1]!r} (the classifier): is this a {source} {arch} file? It holds {_held(tensors)}"
+        )
     num_classes = probe.num_classes if headless else int(np.shape(named[head[-1]])[0])
     drop = source == "slim" and num_classes == 1001 and background == "drop"
     assert conv is not None  # tensor_table checked the source
@@ -167,7 +175,10 @@ def convert_tensors(
     state: dict[str, Tensor] = {}
     for entry in table:
         if entry.theirs not in named:
-            raise ValueError(f"missing tensor {entry.theirs!r} (our {entry.ours!r}) in the {source} weights")
+            raise ValueError(
+                f"missing tensor {entry.theirs!r} (our {entry.ours!r}) in the {source} weights; "
+                f"the file holds {_held(tensors)}"
+            )
         leaf = entry.ours.rsplit(".", 1)[1]
         value = _from_layout(_as_tensor(named.pop(entry.theirs)).float(), entry.kind, leaf, source)
         if drop and entry.ours.startswith("classifier."):
