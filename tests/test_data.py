@@ -44,6 +44,24 @@ def test_shards_cover_the_epoch_like_distributed_sampler() -> None:
     assert sum(test_counts) == 360  # evaluation shards are exact: no sample counted twice
 
 
+def test_a_training_subset_is_stratified_fixed_and_leaves_the_test_set_whole() -> None:
+    full, _ = load_digits_splits()
+    train, test = load_splits(DataConfig("digits", train_images=200))
+    assert len(train) == 200 and len(test) == 360
+    counts = torch.bincount(train.labels, minlength=10)
+    expected = torch.bincount(full.labels, minlength=10) * 200 / len(full)
+    assert (counts - expected).abs().max() < 1  # each class in proportion, rounded
+    again, _ = load_splits(DataConfig("digits", train_images=200))
+    assert torch.equal(train.images, again.images)  # the same images in every run and every variant
+    assert train.mean == full.mean  # normalised as the whole split is
+    small, _ = load_splits(DataConfig("digits", train_images=10))
+    assert sorted(small.labels.tolist()) == list(range(10))  # one per class at the minimum
+    with pytest.raises(ValueError, match="between 10 .* and 1437"):
+        load_splits(DataConfig("digits", train_images=5))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        DataConfig("digits", train_images=-1)
+
+
 # --- transforms -----------------------------------------------------------------------------------------
 
 
@@ -205,6 +223,8 @@ def test_image_folder_loads_any_size_and_mode(tmp_path: Path) -> None:
     assert x.shape == (4, 3, 64, 64) and y.tolist() != []
     x, y = next(val.batches(8, train=False))
     assert x.shape == (4, 3, 64, 64) and y.tolist() == [0, 0, 1, 1]
+    two, val2 = load_splits(DataConfig("imagefolder", str(tmp_path), resolution=64, workers=0, train_images=2))
+    assert sorted(label for _, label in two.samples) == [0, 1] and len(val2) == 4  # one image per class
 
 
 @pytest.mark.parametrize(

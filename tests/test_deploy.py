@@ -17,7 +17,7 @@ from conftest import randomize_bn
 from mobilenet.cli import main
 from mobilenet.config import DataConfig
 from mobilenet.deploy import engines
-from mobilenet.deploy.bench import BenchReport, BenchResult
+from mobilenet.deploy.bench_paths import BenchReport, BenchResult
 from mobilenet.deploy.bench_report import report_text
 from mobilenet.deploy.export import INPUT_NAME, export_onnx, fold_bn
 from mobilenet.deploy.measure import Timing
@@ -120,9 +120,40 @@ def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path,
     assert report.top1("onnxruntime", "int8") >= report.top1("onnxruntime", "fp32") - 0.01
 
 
-def test_quantize_cli_prints_sizes_accuracy_and_choice(digits_run: Path, tmp_path: Path) -> None:
-    out = _cli("quantize", str(digits_run), "-o", str(tmp_path / "q"), "--calibration", "64")
+def test_quantize_cli_prints_sizes_accuracy_and_choice(
+    digits_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import os
+    import shutil
+
+    from PIL import Image
+
+    from mobilenet.data.splits import load_digits_splits
+    from mobilenet.deploy.predict import predict
+
+    run = shutil.copytree(digits_run, tmp_path / "run")  # quantized in place: deploy/ inside the run
+    out = _cli("quantize", str(run), "--calibration", "64")
     assert "smaller" in out and "onnxruntime  int8  top-1" in out and "picked" in out
+    choice = json.loads((run / "deploy" / "choice.json").read_text())
+    picked = next(line for line in out.splitlines() if line.startswith("picked"))
+    assert picked.startswith(f"picked {choice['engine']} {choice['precision']} ({choice['file']})")
+    # predict on this run now feeds camera pixels to the picked engine and file, with the same labels
+    _, test = load_digits_splits()
+    photos = []
+    for i in range(12):
+        photos.append(tmp_path / f"{i}.png")
+        Image.fromarray(test.images[i].permute(1, 2, 0).numpy()).save(photos[-1])
+    with caplog.at_level("INFO"):
+        fast = predict(run, photos, 1)
+    assert f"inference: {choice['engine']} {choice['precision']} (quantize's choice" in caplog.text
+    plain = predict(run, photos, 1, engine="torch")
+    assert sum(a.labels == b.labels for a, b in zip(fast, plain, strict=True)) >= 11
+    os.utime(run / "last.pt")  # retrained since (a new stamp): the old choice is ignored
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        predict(run, photos[:1], 1)
+    assert "quantize's choice" not in caplog.text
     if not HAS_OPENVINO:
         pytest.skip("OpenVINO is not installed: only onnxruntime was checked")
     lines = [line.split() for line in out.splitlines() if line.strip().startswith(("onnxruntime", "openvino"))]

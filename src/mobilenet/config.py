@@ -104,12 +104,16 @@ class DataConfig:
     resolution: int = 0  # 0: the dataset's native side (32 for digits and CIFAR, 224 for ImageFolder)
     download: bool = True
     workers: int = 2  # ImageFolder decoding processes
+    train_images: int = 0  # 0: every training image; N: a fixed class-stratified subset of N (the test set is whole)
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of: {', '.join(DATASETS)}")
-        if self.resolution < 0 or self.workers < 0:
-            raise ValueError(f"resolution and workers must be >= 0, got {self.resolution}, {self.workers}")
+        if self.resolution < 0 or self.workers < 0 or self.train_images < 0:
+            raise ValueError(
+                f"resolution, workers and train_images must be >= 0, got {self.resolution}, {self.workers}, "
+                f"{self.train_images}"
+            )
         if self.dataset == "digits" and self.data_dir:
             raise ValueError(f"the digits ship with scikit-learn and read no --data-dir (got {self.data_dir!r})")
 

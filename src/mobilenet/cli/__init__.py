@@ -12,13 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mobilenet.cli import analysis, deployment, experiments, training, weights
+from mobilenet.cli import analysis, bench, deployment, experiments, training, weights
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobilenet", description="MobileNet V1/V2 as the papers define them.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (analysis, training, deployment, experiments, weights):
+    for group in (analysis, training, deployment, bench, experiments, weights):
         group.add_parsers(sub)
     return parser
 

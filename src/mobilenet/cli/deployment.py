@@ -1,4 +1,4 @@
-"""`predict`, `export`, `quantize`, `bench`: parse, call one deployment function, print its report."""
+"""`predict`, `export`, `quantize`: parse, call one deployment function, print its report."""
 
 from __future__ import annotations
 
@@ -122,47 +122,6 @@ def quantize(args: argparse.Namespace) -> str:
     return report.text()
 
 
-def bench(args: argparse.Namespace) -> str:
-    from mobilenet.checkpoint import Expected
-    from mobilenet.config import ModelConfig
-    from mobilenet.deploy.bench import BenchOptions
-    from mobilenet.deploy.bench import bench as run_bench
-    from mobilenet.deploy.bench_report import report_data, report_text
-
-    expect = Expected(args.arch, args.width, args.num_classes) if args.checkpoint or args.weights else Expected()
-    model = ModelConfig(
-        arch=args.arch or "mobilenet_v2",
-        width=args.width or 1.0,
-        num_classes=args.num_classes or 1000,
-        cifar=args.cifar,
-    )
-    if args.photos:
-        from mobilenet.deploy.bench_photos import PhotoBenchOptions, bench_photos
-
-        latency, web, camera = args.photo_counts
-        if min(args.photo_counts) < 0 or not any(args.photo_counts):
-            raise ValueError(f"--photo-counts must be >= 0 and not all 0, got {args.photo_counts}")
-        photo_options = PhotoBenchOptions(args.threads, latency, web, camera, args.checkpoint)
-        return bench_photos(photo_options, progress=lambda m: print(f"timing {m}", file=sys.stderr))
-    if args.weights and args.checkpoint:
-        raise ValueError("give --checkpoint or --weights, not both")
-    options = BenchOptions(
-        checkpoint=args.checkpoint,
-        weights=args.weights,
-        model=model,
-        resolution=args.resolution,
-        batches=tuple(args.batch),
-        threads=args.threads,
-        runs=args.runs,
-        splits=tuple(args.split or ()),
-        engines=tuple(args.engine),
-        precisions=tuple(args.precision),
-        peers=args.peers,
-    )
-    report = run_bench(options, expect=expect, progress=lambda m: print(f"timing {m}", file=sys.stderr))
-    return json.dumps(report_data(report), indent=2) if args.json else report_text(report, args.reference)
-
-
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k labels with probabilities for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
@@ -261,54 +220,3 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     _add_expected(p)
     p.set_defaults(run=quantize)
-
-    p = sub.add_parser("bench", help="latency, images/s and peak memory of our paths vs the peers, same run")
-    p.add_argument("--checkpoint", help="a .pt file or run directory (default: random weights from the flags)")
-    p.add_argument("--weights", metavar="NAME_OR_FILE", help="or published weights by name, or converted .safetensors")
-    p.add_argument("--arch", choices=ARCHS, help="architecture (default mobilenet_v2; with --checkpoint: a check)")
-    p.add_argument("--width", type=float, help="width multiplier (default 1.0; with --checkpoint: a check)")
-    p.add_argument("--num-classes", type=int, help="classifier outputs (default 1000; with --checkpoint: a check)")
-    p.add_argument("--cifar", action="store_true", help="CIFAR variant of the random-weight model")
-    p.add_argument("--resolution", type=int, help="default 224, or the checkpoint's training resolution")
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
-    p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
-    p.add_argument("--runs", type=int, default=30, help="timed runs per path (at least 1 s of them)")
-    p.add_argument("--split", type=int, nargs="+", metavar="T", help="also time split inference with these T")
-    p.add_argument(
-        "--engine",
-        nargs="+",
-        default=["torch", "onnxruntime", "openvino"],
-        choices=("torch", "onnxruntime", "openvino", "litert", "executorch"),
-        help="our paths to time (default: torch onnxruntime openvino; the phone runtimes litert and executorch "
-        "are opt-in: each export takes tens of seconds)",
-    )
-    p.add_argument(
-        "--precision",
-        nargs="+",
-        default=["fp32", "int8", "bf16"],
-        choices=("fp32", "int8", "bf16"),
-        help="engine precisions (bf16 only on OpenVINO, where the CPU has AVX512-BF16 or AMX)",
-    )
-    p.add_argument(
-        "--reference",
-        default="torchvision -> onnxruntime fp32",
-        help="the path every ratio is taken against (default: torchvision -> onnxruntime fp32)",
-    )
-    p.add_argument("--no-peers", dest="peers", action="store_false", help="skip the peer paths")
-    p.add_argument(
-        "--photos",
-        action="store_true",
-        help="instead: photo file to label, our pipeline vs torchvision's documented one (camera and web-size "
-        "JPEGs made from scikit-learn's sample photos; with --checkpoint RUN, a digits run, also reduced vs "
-        "full decoding accuracy)",
-    )
-    p.add_argument(
-        "--photo-counts",
-        type=int,
-        nargs=3,
-        default=[20, 500, 100],
-        metavar=("LATENCY", "WEB", "CAMERA"),
-        help="with --photos: photos per size for latency, web-size and camera-size folder sizes (default 20 500 100)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(run=bench)

@@ -20,6 +20,7 @@ def experiment(args: argparse.Namespace) -> str:
             seeds=args.seeds,
             width=args.width,
             resolution=args.resolution,
+            train_images=args.train_images,
             out=args.out,
         )
     if args.name == "tradeoff":
@@ -36,6 +37,7 @@ def experiment(args: argparse.Namespace) -> str:
             resolutions=args.resolutions,
             resolution_width=args.resolution_width,
             resolution=args.resolution,
+            train_images=args.train_images,
             out=args.out,
         )
     from mobilenet.experiments.manifold import run_relu_manifold
@@ -43,14 +45,22 @@ def experiment(args: argparse.Namespace) -> str:
     return run_relu_manifold(args.out, tuple(args.dims), trials=args.trials, seed=args.seed)
 
 
-def _add_sweep_args(p: argparse.ArgumentParser, out: str, seeds: list[int]) -> None:
+def _add_sweep_args(
+    p: argparse.ArgumentParser, out: str, seeds: list[int], epochs: int = 8, train_images: int = 0
+) -> None:
     p.add_argument("--dataset", default="digits", help=" | ".join(DATASETS) + " (default digits)")
     p.add_argument("--data-dir", help="CIFAR archive/folder (downloaded if absent) or ImageFolder root")
     p.add_argument(
         "--resolution", type=int, default=0, help="input side of the runs (default: the dataset's, 32 for digits/CIFAR)"
     )
-    p.add_argument("--epochs", type=int, default=8, help="epochs per run (default 8)")
+    p.add_argument("--epochs", type=int, default=epochs, help=f"epochs per run (default {epochs})")
     p.add_argument("--seeds", type=int, nargs="+", default=seeds, help=f"seeds per variant (default {seeds})")
+    p.add_argument(
+        "--train-images",
+        type=int,
+        default=train_images,
+        help=f"train on a fixed stratified subset of N training images, 0: all (default {train_images})",
+    )
     p.add_argument("--out", default=out, help=f"results and cached runs (default {out}); rerun to resume")
 
 

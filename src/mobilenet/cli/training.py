@@ -35,6 +35,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="download CIFAR when --data-dir lacks it (default: yes)",
     )
     g.add_argument("--workers", type=int, help="image decoding processes (ImageFolder)")
+    g.add_argument(
+        "--train-images",
+        type=int,
+        help="train on a fixed class-stratified subset of N training images (default: all); the test set stays whole",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, help="passes over the training data")
     g.add_argument("--batch-size", type=int, help="images per step (per process)")

@@ -17,9 +17,12 @@ from PIL import Image
 from mobilenet.data.images import open_image
 
 RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+EVAL_CROP_FRACTION = 0.875  # 224 / 256: the peers' evaluation crop
 
 
-def resize_center_crop(image: Image.Image, size: int, crop_fraction: float, interpolation: str) -> Image.Image:
+def resize_center_crop(
+    image: Image.Image, size: int, crop_fraction: float = EVAL_CROP_FRACTION, interpolation: str = "bilinear"
+) -> Image.Image:
     """Resize the short side to size / crop_fraction, then take the central size x size crop.
 
     Only the part of the image that lands in the crop is resampled (Pillow's `box`), which gives the

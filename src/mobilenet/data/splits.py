@@ -6,8 +6,9 @@ order), sharded across distributed ranks, augmented and normalized. No torchvisi
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,7 +205,49 @@ Split = ArraySplit | FolderSplit
 
 
 def load_splits(config: DataConfig) -> tuple[Split, Split]:
-    """(train, test) splits of the configured dataset."""
+    """(train, test) splits of the configured dataset; `config.train_images` keeps a stratified subset of
+    the training split (the normalisation stays that of the whole split)."""
+    train, test = _load_splits(config)
+    return fewer_images(train, config.train_images), test
+
+
+def stratified_subset(labels: Sequence[int], n: int, seed: int = 0) -> list[int]:
+    """Indices of `n` items, each class kept in proportion (largest remainders), chosen by `seed`, sorted."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(int(label), []).append(i)
+    if not len(by_class) <= n <= len(labels):
+        raise ValueError(
+            f"train_images must be between {len(by_class)} (one per class) and {len(labels)} "
+            f"(the whole training split), got {n}"
+        )
+    g = torch.Generator().manual_seed(seed)
+    share = {c: n * len(items) / len(labels) for c, items in by_class.items()}
+    take = {c: max(1, int(q)) for c, q in share.items()}  # every class keeps at least one image
+    while sum(take.values()) > n:  # the minimum of one pushed the total over: trim the largest class
+        take[max(take, key=lambda c: take[c])] -= 1
+    for c in sorted(share, key=lambda c: share[c] - int(share[c]), reverse=True)[: n - sum(take.values())]:
+        take[c] += 1
+    chosen: list[int] = []
+    for c, items in sorted(by_class.items()):
+        order = torch.randperm(len(items), generator=g)[: take[c]]
+        chosen += [items[int(j)] for j in order]
+    return sorted(chosen)
+
+
+def fewer_images(split: Split, n: int) -> Split:
+    """`split` cut to a stratified subset of `n` images (0 or the whole size: unchanged)."""
+    if n == 0 or n == len(split):
+        return split
+    if isinstance(split, ArraySplit):
+        idx = torch.tensor(stratified_subset(split.labels.tolist(), n))
+        return dataclasses.replace(split, images=split.images[idx], labels=split.labels[idx])
+    assert isinstance(split, FolderSplit)
+    keep = stratified_subset([label for _, label in split.samples], n)
+    return dataclasses.replace(split, samples=[split.samples[i] for i in keep])
+
+
+def _load_splits(config: DataConfig) -> tuple[Split, Split]:
     if config.dataset == "digits":
         return load_digits_splits(config.resolution or 32)
     if config.dataset in ("cifar10", "cifar100"):

@@ -14,13 +14,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from mobilenet.data.photos import EVAL_CROP_FRACTION as EVAL_CROP_FRACTION  # re-exported: one definition
+from mobilenet.data.photos import resize_center_crop as resize_center_crop
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-EVAL_CROP_FRACTION = 0.875  # 224 / 256
 
 
 def random_crop_flip(
@@ -85,15 +87,6 @@ def random_resized_crop(
     if _uniform(generator, 0.0, 1.0) < 0.5:
         crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return crop
-
-
-def resize_center_crop(
-    image: Image.Image, size: int, crop_fraction: float = EVAL_CROP_FRACTION, interpolation: str = "bilinear"
-) -> Image.Image:
-    """Resize the short side to size / crop_fraction, then take the central size x size crop."""
-    from mobilenet.data.photos import resize_center_crop as crop
-
-    return crop(image, size, crop_fraction, interpolation)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:

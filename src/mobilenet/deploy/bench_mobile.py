@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mobilenet.deploy.bench import BenchPath, to_numpy
+from mobilenet.deploy.bench_paths import BenchPath, to_numpy
 from mobilenet.deploy.mobile import RUNNERS, WRITERS
 
 MOBILE_ENGINES = {"litert": "tflite", "executorch": "executorch"}  # engine name -> export format

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from mobilenet.deploy.bench import BenchPath, engine_runner, random_calibration, to_numpy
+from mobilenet.deploy.bench_paths import BenchPath, onnx_engine_paths, random_calibration
 
 
 def _torchvision_model(num_classes: int, width: float, notes: list[str], what: str) -> nn.Module | None:
@@ -83,18 +83,11 @@ def peer_engine_paths(
     for name, peer in peers.items():
         if peer is None:
             continue
-        fp32 = onnx_export(peer, workdir / f"{name}.onnx", torch.randn(1, 3, resolution, resolution))
-        files = {"fp32": fp32, "bf16": fp32}
+        files = {"fp32": onnx_export(peer, workdir / f"{name}.onnx", torch.randn(1, 3, resolution, resolution))}
         if "int8" in precisions:
-            files["int8"] = quantize_onnx(fp32, workdir / f"{name}.int8.onnx", random_calibration(resolution))
-        for engine in installed:
-            for precision in precisions:
-                if precision == "bf16" and (engine != "openvino" or not eng.cpu_has_bf16()):
-                    continue
-                file = files[precision]
-                run = engine_runner(file, engine, precision, threads)
-                label = f"{name} -> {engine} {precision}"
-                paths.append(BenchPath(label, False, run, False, to_numpy, (file, engine, precision)))
+            calibration = random_calibration(resolution)
+            files["int8"] = quantize_onnx(files["fp32"], workdir / f"{name}.int8.onnx", calibration)
+        paths += onnx_engine_paths(f"{name} ->", False, files, installed, precisions, threads)
     return paths
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mobilenet.deploy.bench import BenchReport, BenchResult
+from mobilenet.deploy.bench_paths import BenchReport, BenchResult
 from mobilenet.report import columns
 
 

@@ -243,6 +243,7 @@ def export_weights_mobile(
     normalisation stored in the file, checked on random inputs (there are no labelled images to hand;
     for int8, call `export_mobile` with calibration and held-out images)."""
     from mobilenet.weights import load_pretrained
+    from mobilenet.weights.hub import local_stem
 
     require(fmt)
     model, metadata = load_pretrained(weights)
@@ -253,9 +254,8 @@ def export_weights_mobile(
         raise ValueError(
             f"{weights} holds no input normalisation ({err}); convert it with `mobilenet convert`"
         ) from None
-    name = metadata.get("registry_name")
-    source = Path(name.replace("/", "_")) if name and not Path(weights).exists() else Path(weights)
-    path = Path(output) if output else source.with_name(variant_name(source.stem, fmt, False, uint8_nhwc))
+    source = local_stem(weights, metadata.get("registry_name"))
+    path = Path(output) if output else source.with_name(variant_name(source.name, fmt, False, uint8_nhwc))
     result = export_mobile(model, path, fmt=fmt, pre=pre, uint8_nhwc=uint8_nhwc, tolerance=tolerance)
     result.notes.append("checked on random inputs only: converted weights come without labelled images")
     return result

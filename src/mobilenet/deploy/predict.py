@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Predictor:
     std: tuple[float, ...]
     crop_fraction: float = T.EVAL_CROP_FRACTION
     interpolation: str = "bilinear"
+    checkpoint: Path | None = None  # the training checkpoint file, whose run may hold quantize's engine choice
 
 
 def is_weights(path: str | Path) -> bool:
@@ -58,7 +60,8 @@ def load_predictor(path: str | Path, resolution: int | None = None) -> Predictor
         return Predictor(model, names, size, True, mean, std, crop, meta.get("interpolation", "bilinear"))
     ckpt = Checkpoint.load(path)
     crop = ckpt.data_config.dataset == "imagefolder"
-    return Predictor(ckpt.build_model(), ckpt.classes, resolution or ckpt.resolution, crop, ckpt.mean, ckpt.std)
+    size = resolution or ckpt.resolution
+    return Predictor(ckpt.build_model(), ckpt.classes, size, crop, ckpt.mean, ckpt.std, checkpoint=ckpt.path)
 
 
 @torch.no_grad()
@@ -76,7 +79,8 @@ def predict(
 
     `path`: a training checkpoint or run directory, or converted pretrained weights (.safetensors or a
     registry name). By default the fast pipeline runs (`mobilenet.deploy.pipeline`: reduced-size JPEG
-    decoding, uint8 input with the normalisation folded in, OpenVINO where installed); `full_decode`
+    decoding, uint8 input with the normalisation folded in, OpenVINO where installed, or the engine and
+    file `mobilenet quantize` picked for the run when it has been quantized); `full_decode`
     decodes every pixel first. `splits`: the memory-efficient executor (`SplitInference`) in PyTorch.
     """
     if top_k < 1:
@@ -115,7 +119,17 @@ def _predict_fast(
 
     prep = PhotoPrep(p.size, p.crop, p.crop_fraction, p.interpolation, reduced_decode=not full_decode)
     pre = Preprocessing(p.mean, p.std, p.size)
-    run, _ = uint8_runner(p.model, pre, engine, images=len(images))  # type: ignore[arg-type]
+    chosen = None
+    if engine == "auto" and p.checkpoint is not None:  # the engine `quantize` measured and picked for this run
+        from mobilenet.deploy.choice import chosen_runner
+        from mobilenet.files import beside
+
+        chosen = chosen_runner(beside(p.checkpoint, "deploy"), p.checkpoint, pre)
+    if chosen is not None:
+        run, name = chosen
+        logging.getLogger(__name__).info("inference: %s", name)
+    else:
+        run, _ = uint8_runner(p.model, pre, engine, images=len(images))  # type: ignore[arg-type]
     out = []
     for item in label_photos(images, prep, run):
         if item.logits is None:

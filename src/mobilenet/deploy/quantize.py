@@ -6,13 +6,11 @@ images. Per-channel weights matter for MobileNets: depthwise filters differ wide
 linear bottleneck's signed, unclipped outputs make a single per-tensor weight scale lose the small
 channels. The QDQ file runs in onnxruntime and in OpenVINO (which reads QDQ as int8).
 
-Optionally (`qat_epochs > 0`) the model is first fine-tuned with fake-quantized weights and activations
-(quantization-aware training with straight-through gradients), so it learns weights that survive int8.
+Optionally (`qat_epochs > 0`) the model is first fine-tuned with fake quantization (`deploy/qat.py`).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -21,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mobilenet.checkpoint import Checkpoint, Expected
 from mobilenet.config import DataConfig
@@ -187,61 +184,6 @@ def accuracy(run: Any, split: Split, batch_size: int = 64) -> float:
     return correct / max(total, 1)
 
 
-def _fake_quant_hooks(model: MobileNet) -> list[Any]:
-    """Quantize-dequantize every conv/linear weight (per output channel, symmetric int8) and every conv
-    input (per tensor, affine uint8, running min/max) in the forward pass; gradients pass straight through."""
-    handles = []
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-            handles.append(module.register_forward_pre_hook(_quantize_input))
-            torch.nn.utils.parametrize.register_parametrization(module, "weight", _WeightFakeQuant())
-    return handles
-
-
-class _WeightFakeQuant(torch.nn.Module):
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        scale = w.detach().abs().flatten(1).amax(1).clamp(min=1e-8) / 127
-        zero = torch.zeros_like(scale, dtype=torch.int32)
-        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -127, 127)
-
-
-def _quantize_input(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
-    x = args[0]
-    lo, hi = min(float(x.detach().min()), 0.0), max(float(x.detach().max()), 0.0)
-    scale = max(hi - lo, 1e-8) / 255
-    zero = round(-lo / scale)
-    return (torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255),)
-
-
-def qat_finetune(model: MobileNet, train: Split, *, epochs: int, lr: float = 1e-3, batch_size: int = 64) -> MobileNet:
-    """Fine-tune with fake quantization (BN kept in eval mode, as it will be folded), then drop the fakes."""
-    handles = _fake_quant_hooks(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    steps = epochs * math.ceil(len(train) / batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
-    model.train()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eval()  # frozen statistics: the deployed graph folds them into the convs
-    with tqdm(total=steps, desc="quantization-aware fine-tuning", leave=False) as bar:
-        for epoch in range(epochs):
-            for x, y in train.batches(batch_size, train=True, epoch=epoch, seed=1):
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-    for h in handles:
-        h.remove()
-    for module in model.modules():
-        if torch.nn.utils.parametrize.is_parametrized(module, "weight"):
-            # keep the quantization-friendly weights the fine-tuning found
-            torch.nn.utils.parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    return model.eval()
-
-
 def quantize_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path | None = None,
@@ -267,10 +209,15 @@ def quantize_checkpoint(
     train, test = _data(ckpt, data)
     size = resolution or ckpt.resolution
     out = Path(out_dir) if out_dir else beside(checkpoint, "deploy")
-    return quantize_model(
+    report = quantize_model(
         model, train, test, out, size, calibration=calibration, qat_epochs=qat_epochs, threads=threads,
         engine=engine, mobile=mobile,
     )  # fmt: skip
+    if report.choice is not None and ckpt.path is not None:
+        from mobilenet.deploy.choice import write_choice
+
+        write_choice(out, report.choice, ckpt.path, size, report.file(report.choice.precision, report.choice.engine))
+    return report
 
 
 def quantize_weights(
@@ -287,13 +234,13 @@ def quantize_weights(
     preprocessing; written to `out_dir` (default: `./deploy-NAME`)."""
     from mobilenet.train.evaluation import weights_folder_splits
     from mobilenet.weights import load_pretrained
+    from mobilenet.weights.hub import local_stem
 
     if engine not in ("auto", "none"):
         raise ValueError(f"engine must be 'auto' or 'none', got {engine!r}")
     model, meta = load_pretrained(weights)
     train, test = weights_folder_splits(model, meta, data_dir)
-    name = meta.get("registry_name") or Path(weights).stem
-    out = Path(out_dir) if out_dir else Path(f"deploy-{name.replace('/', '_')}")
+    out = Path(out_dir) if out_dir else Path(f"deploy-{local_stem(weights, meta.get('registry_name')).name}")
     return quantize_model(
         model, train, test, out, test.resolution, calibration=calibration, threads=threads, engine=engine
     )
@@ -325,6 +272,8 @@ def quantize_model(
     with torch.no_grad():
         torch_top1 = accuracy(lambda x: model(torch.from_numpy(x)).numpy(), test)
     if qat_epochs > 0:
+        from mobilenet.deploy.qat import qat_finetune
+
         model = qat_finetune(model, train, epochs=qat_epochs)
         notes.append(f"weights fine-tuned for {qat_epochs} epochs with fake quantization before calibration")
     fp32_path, int8_path = out / "model.onnx", out / "model.int8.onnx"

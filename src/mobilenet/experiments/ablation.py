@@ -25,6 +25,7 @@ from mobilenet.experiments.sweep import (
     native_resolution,
     ordering_verdict,
     run_all,
+    subset_text,
     summarise,
 )
 
@@ -70,11 +71,12 @@ def run_ablation(
     seeds: Sequence[int] = (0, 1, 2),
     width: float | None = None,
     resolution: int = 0,
+    train_images: int = 0,
     out: str | Path = "runs/experiments/ablation",
 ) -> str:
     """Train every variant with every seed (cached), write ablation.md/.json/.png into `out`, return the table."""
     out = Path(out)
-    recipe = experiment_recipe(dataset, data_dir, epochs, resolution)
+    recipe = experiment_recipe(dataset, data_dir, epochs, resolution, train_images)
     base = recipe.model if width is None else dataclasses.replace(recipe.model, width=width)
     variants = ablation_variants(groups, base, recipe.data)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,8 @@ def ablation_report(
     base = summaries[BASELINE].variant
     lines = [
         f"Ablations on {dataset}: {base.model.arch} width {base.model.width}"
-        f"{' (CIFAR strides)' if base.model.cifar else ''}, {epochs} epochs, seeds {', '.join(map(str, seeds))}.",
+        f"{' (CIFAR strides)' if base.model.cifar else ''}, {epochs} epochs, seeds {', '.join(map(str, seeds))}"
+        f"{subset_text(base.data)}.",
         "Top-1 is the test accuracy after the last epoch, mean +- std over seeds.",
         "",
         "| group | variant | width | multiply-adds | params | test top-1 (%) |",

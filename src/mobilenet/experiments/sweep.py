@@ -31,14 +31,22 @@ log = logging.getLogger("mobilenet")
 RECIPE_FOR_DATASET = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar", "imagefolder": "paper"}
 
 
-def experiment_recipe(dataset: str, data_dir: str | None, epochs: int | None, resolution: int = 0) -> Recipe:
-    """The preset for `dataset`, pointed at `data_dir`, with `epochs` and `resolution` where given."""
+def experiment_recipe(
+    dataset: str, data_dir: str | None, epochs: int | None, resolution: int = 0, train_images: int = 0
+) -> Recipe:
+    """The preset for `dataset`, pointed at `data_dir`, with `epochs`, `resolution` and a training subset
+    of `train_images` where given."""
     if dataset not in RECIPE_FOR_DATASET:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of: {', '.join(RECIPE_FOR_DATASET)}")
     recipe = RECIPES[RECIPE_FOR_DATASET[dataset]]
-    data = DataConfig(dataset, data_dir, resolution=resolution or recipe.data.resolution)
+    data = DataConfig(dataset, data_dir, resolution=resolution or recipe.data.resolution, train_images=train_images)
     train = recipe.train if epochs is None else dataclasses.replace(recipe.train, epochs=epochs)
     return Recipe(recipe.model, data, train)
+
+
+def subset_text(data: DataConfig) -> str:
+    """ ", trained on N of the training images" where the runs use a subset; "" otherwise."""
+    return f", trained on a stratified {data.train_images} of the training images" if data.train_images else ""
 
 
 def native_resolution(data: DataConfig) -> int:
@@ -80,10 +88,10 @@ class RunResult:
 
 def run_key(variant: Variant, train: TrainConfig) -> str:
     """A short hash of everything that decides a run's result except the seed."""
-    blob = json.dumps(
-        [dataclasses.asdict(variant.model), dataclasses.asdict(variant.data), dataclasses.asdict(train)],
-        sort_keys=True,
-    )
+    data = dataclasses.asdict(variant.data)
+    if not data["train_images"]:  # the whole training set: keys stay those of runs cached before the subset option
+        del data["train_images"]
+    blob = json.dumps([dataclasses.asdict(variant.model), data, dataclasses.asdict(train)], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 

@@ -21,6 +21,7 @@ from mobilenet.experiments.sweep import (
     native_resolution,
     ordering_verdict,
     run_all,
+    subset_text,
     summarise,
 )
 
@@ -66,11 +67,12 @@ def run_tradeoff(
     resolutions: Sequence[int] | None = None,
     resolution_width: float = 0.5,
     resolution: int = 0,
+    train_images: int = 0,
     out: str | Path = "runs/experiments/tradeoff",
 ) -> str:
     """Train the grid (cached per run), write tradeoff.md/.json/.png into `out`, return the table."""
     out = Path(out)
-    recipe = experiment_recipe(dataset, data_dir, epochs, resolution)
+    recipe = experiment_recipe(dataset, data_dir, epochs, resolution, train_images)
     if resolutions is None:  # the papers' 128-224 for ImageNet-like folders; 16-32 for the small images
         resolutions = (128, 160, 192, 224) if dataset == "imagefolder" else (16, 24, 32)
     variants = tradeoff_variants(
@@ -118,7 +120,8 @@ def tradeoff_report(summaries: dict[str, Summary], *, dataset: str, epochs: int,
     items = list(summaries.values())
     native = max(_res(s) for s in items)
     lines = [
-        f"Accuracy against cost on {dataset}: {epochs} epochs, seeds {', '.join(map(str, seeds))}; top-1 is the "
+        f"Accuracy against cost on {dataset}: {epochs} epochs, seeds {', '.join(map(str, seeds))}"
+        f"{subset_text(items[0].variant.data)}; top-1 is the "
         "test accuracy after the last epoch (mean +- std over seeds). Multiply-adds per image at the input side.",
         "",
         "| network | width | resolution | multiply-adds | params | test top-1 (%) |",

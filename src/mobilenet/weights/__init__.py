@@ -173,6 +173,7 @@ def convert_to_peer(
     `target`'s layout (default: SRC with the target's usual suffix). Returns the report lines."""
     if target not in TARGET_SUFFIX:
         raise ValueError(f"unknown target {target!r}; expected one of: {', '.join(TARGET_SUFFIX)}")
+    from mobilenet.weights.hub import local_stem
     from mobilenet.weights.registry import is_name
 
     named = not Path(src).exists() and is_name(str(src))
@@ -183,7 +184,7 @@ def convert_to_peer(
 
         model = Checkpoint.load(src).build_model()
     suffix = TARGET_SUFFIX[target]  # a registry name is written here, not into the cache
-    default = Path(str(src).replace("/", "_") + suffix) if named else Path(src).with_suffix(suffix)
+    default = Path(f"{local_stem(src)}{suffix}")
     out = refuse_overwrite(output or default, force)
     path, warnings = export_file(model, target, out)
     lines = [f"wrote {path}: {model.config.arch} width {model.config.width:g} in the {target} layout"]

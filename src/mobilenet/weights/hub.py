@@ -127,6 +127,15 @@ class Row:
     note: str
 
 
+def local_stem(source: str | Path, registry_name: str | None = None) -> Path:
+    """The default name, without suffix, of a file made from `source`: beside an existing file, or, for
+    weights named from the registry, in the working directory under the name ("/" -> "_"), never in the
+    cache. Registry names keep their dots (`keras_mobilenet_v2_1.0_224`)."""
+    if Path(source).exists() or not (registry_name or is_name(str(source))):
+        return Path(source).with_suffix("")
+    return Path(str(registry_name or source).replace("/", "_"))
+
+
 def rows(source: str | None = None, arch: str | None = None) -> list[Row]:
     out = []
     for e in ENTRIES.values():
