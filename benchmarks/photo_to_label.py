@@ -1,6 +1,6 @@
-"""From photo file to label: our pipeline against torchvision's documented one, same engine, same run.
+"""From photo file to label: our pipeline against torchvision's and Keras' documented ones, same run.
 
-    python benchmarks/photo_to_label.py [--threads 2] [--latency 20] [--folder-web 500] [--folder-camera 100]
+    python benchmarks/photo_to_label.py [--threads 2] [--latency 20] [--folder-web 500] [--folder-camera 500]
         [--checkpoint RUN]
 
 The same as `mobilenet bench --photos`; what is measured is described in `mobilenet.deploy.bench_photos`.
@@ -21,11 +21,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latency", type=int, default=20, help="photos per size for latency")
     parser.add_argument("--folder-web", type=int, default=500, help="web-size photos for folder throughput")
-    parser.add_argument("--folder-camera", type=int, default=100, help="camera-size photos for folder throughput")
+    parser.add_argument("--folder-camera", type=int, default=500, help="camera-size photos for folder throughput")
     parser.add_argument("--checkpoint", help="a trained digits run: also measure reduced vs full decoding accuracy")
     parser.add_argument("--digits", type=int, default=360, help="digits test images for --checkpoint")
     a = parser.parse_args()
-    options = PhotoBenchOptions(a.threads, a.latency, a.folder_web, a.folder_camera, a.checkpoint, a.digits)
+    options = PhotoBenchOptions(
+        threads=a.threads,
+        latency=a.latency,
+        folder_web=a.folder_web,
+        folder_camera=a.folder_camera,
+        checkpoint=a.checkpoint,
+        digits=a.digits,
+    )
     print(bench_photos(options, progress=lambda m: print(f"timing {m}", file=sys.stderr)))
 
 

@@ -17,6 +17,7 @@ from conftest import randomize_bn
 from mobilenet.cli import main
 from mobilenet.config import ModelConfig
 from mobilenet.deploy import mobile
+from mobilenet.deploy.keras_tflite import has_tensorflow, keras_files
 from mobilenet.deploy.mobile import Preprocessing, Uint8NHWC
 from mobilenet.deploy.mobile_verify import export_checkpoint_mobile, export_weights_mobile
 from mobilenet.models import build_model
@@ -167,9 +168,26 @@ def test_bench_times_the_phone_runtimes_beside_the_peers() -> None:
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = {r["name"]: r for r in json.loads(done.stdout)["results"]}
+    data = json.loads(done.stdout)
+    rows = {r["name"]: r for r in data["results"]}
     assert {"mobilenet litert fp32", "torchvision -> litert fp32"} <= set(rows)
     assert all(r["median_ms"] > 0 for r in rows.values())
+    # Keras users' own path (TensorFlow's converter, the same interpreter) where TensorFlow is installed
+    if has_tensorflow():
+        assert "keras -> TFLiteConverter litert fp32" in rows
+    else:
+        assert any("TFLiteConverter paths skipped" in n and "mobilenet[tensorflow]" in n for n in data["notes"])
+
+
+@pytest.mark.skipif(not has_tensorflow(), reason="TensorFlow (the benchmark extra) is not installed")
+def test_keras_through_tflite_converter_fp32_and_full_integer(tmp_path: Path) -> None:
+    files = keras_files(tmp_path, 0.5, 7, 64, ("fp32", "int8"))
+    assert files["int8"].stat().st_size * 2.5 < files["fp32"].stat().st_size  # int8 weights (biases stay int32)
+    x = np.random.default_rng(0).standard_normal((2, 64, 64, 3), dtype=np.float32)
+    fp32, int8 = (mobile.tflite_runner(files[p], 2)(x) for p in ("fp32", "int8"))
+    assert fp32.shape == int8.shape == (2, 7) and np.isfinite(int8).all()
+    with pytest.raises(ValueError, match="only at widths"):
+        keras_files(tmp_path, 0.25, 7, 64, ("fp32",))
 
 
 def test_quantize_includes_the_phone_runtimes_in_the_engine_choice(digits_run: Path, tmp_path: Path) -> None:

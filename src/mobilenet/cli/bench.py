@@ -29,7 +29,9 @@ def bench(args: argparse.Namespace) -> str:
         latency, web, camera = args.photo_counts
         if min(args.photo_counts) < 0 or not any(args.photo_counts):
             raise ValueError(f"--photo-counts must be >= 0 and not all 0, got {args.photo_counts}")
-        photo_options = PhotoBenchOptions(args.threads, latency, web, camera, args.checkpoint)
+        photo_options = PhotoBenchOptions(
+            threads=args.threads, latency=latency, folder_web=web, folder_camera=camera, checkpoint=args.checkpoint
+        )
         return bench_photos(photo_options, progress=lambda m: print(f"timing {m}", file=sys.stderr))
     if args.weights and args.checkpoint:
         raise ValueError("give --checkpoint or --weights, not both")
@@ -87,7 +89,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--photos",
         action="store_true",
-        help="instead: photo file to label, our pipeline vs torchvision's documented one (camera and web-size "
+        help="instead: photo file to label, our pipeline vs torchvision's documented one (and Keras' with LiteRT "
+        "where TensorFlow is installed) on camera and web-size "
         "JPEGs made from scikit-learn's sample photos; with --checkpoint RUN, a digits run, also reduced vs "
         "full decoding accuracy)",
     )
@@ -95,9 +98,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--photo-counts",
         type=int,
         nargs=3,
-        default=[20, 500, 100],
+        default=[20, 500, 500],
         metavar=("LATENCY", "WEB", "CAMERA"),
-        help="with --photos: photos per size for latency, web-size and camera-size folder sizes (default 20 500 100)",
+        help="with --photos: photos per size for latency, web-size and camera-size folder sizes (default 20 500 500)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=bench)

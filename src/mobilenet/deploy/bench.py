@@ -112,6 +112,18 @@ def bench(
                     precisions=options.precisions,
                     threads=options.threads,
                 )
+            if "litert" in mobile:  # Keras users' path to a phone: TensorFlow's own converter
+                from mobilenet.deploy.bench_mobile import keras_tflite_paths
+
+                paths += keras_tflite_paths(
+                    config.num_classes,
+                    config.width,
+                    resolution,
+                    workdir,
+                    notes,
+                    precisions=options.precisions,
+                    threads=options.threads,
+                )
             if mobile:
                 paths += torchvision_mobile_paths(
                     config.num_classes,

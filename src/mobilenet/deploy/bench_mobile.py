@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,3 +48,33 @@ def mobile_paths(
             run = RUNNERS[fmt](path, threads)
             paths.append(BenchPath(f"{label} {engine} {precision}", ours, run, False, to_numpy))
     return paths
+
+
+def _to_nhwc(x: torch.Tensor) -> object:
+    return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy(), dtype=np.float32)
+
+
+def keras_tflite_paths(
+    num_classes: int,
+    width: float,
+    resolution: int,
+    workdir: Path,
+    notes: list[str],
+    *,
+    precisions: tuple[str, ...],
+    threads: int = 2,
+) -> list[BenchPath]:
+    """Keras Applications' MobileNetV2 through TensorFlow's TFLiteConverter (fp32, full-integer int8), in
+    the same LiteRT interpreter and threads as ours; skipped with a note where TensorFlow is absent."""
+    from mobilenet.deploy.keras_tflite import keras_files
+
+    wanted = tuple(p for p in precisions if p in ("fp32", "int8"))
+    try:
+        files = keras_files(workdir, width, num_classes, resolution, wanted)
+    except ValueError as err:
+        notes.append(f"Keras -> TFLiteConverter paths skipped: {err}")
+        return []
+    return [
+        BenchPath(f"keras -> TFLiteConverter litert {p}", False, RUNNERS["tflite"](f, threads), False, _to_nhwc)
+        for p, f in files.items()
+    ]

@@ -11,7 +11,12 @@ same tensors) through OpenVINO fp32 on `--threads` threads:
   own way to overlap decoding: a `DataLoader` with 2 worker processes, batch 8.
 - ours: `mobilenet.deploy.pipeline`: reduced-size JPEG decoding, resize + crop, uint8 NHWC into the
   exported network (normalisation folded into the stem), 2 decoding processes for folders, batch 8.
-Latency is one photo at a time, the two pipelines interleaved photo by photo; the median is reported.
+- Keras (where TensorFlow is installed): its documented `load_img(path, target_size=(224, 224))` (full
+  decode, whole image resized with nearest-neighbour) and `preprocess_input` (to [-1, 1]), written out
+  here so TensorFlow stays out of this process, feeding Keras' MobileNetV2 converted by TFLiteConverter
+  (fp32) in the LiteRT interpreter; for folders the same 2-worker overlap as torchvision's.
+Latency is one photo at a time, the pipelines interleaved photo by photo; the median is reported.
+Speed-ups are against the faster of the peers' pipelines.
 """
 
 from __future__ import annotations
@@ -61,6 +66,37 @@ def make_photos(folder: Path, kind: str, count: int) -> list[Path]:
     return out
 
 
+def keras_load(path: Path) -> np.ndarray:
+    """Keras' documented input path, as `keras.utils.load_img(path, target_size=(224, 224))`, then
+    `img_to_array` and `keras.applications.mobilenet_v2.preprocess_input`: (224, 224, 3) float in [-1, 1]."""
+    image = Image.open(path).convert("RGB").resize((224, 224), Image.Resampling.NEAREST)
+    return np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+
+
+def keras_runner(work: Path, threads: int, notes: list[str]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Keras' MobileNetV2 1.0/224 through TFLiteConverter, in the LiteRT interpreter; None (and a note)
+    where TensorFlow or LiteRT is missing."""
+    from mobilenet.deploy.keras_tflite import keras_files
+    from mobilenet.deploy.mobile import tflite_runner
+
+    try:
+        return tflite_runner(keras_files(work, 1.0, 1000, 224, ("fp32",))["fp32"], threads)
+    except ValueError as err:
+        notes.append(f"Keras pipeline skipped: {err}")
+        return None
+
+
+class KerasDataset(torch.utils.data.Dataset[np.ndarray]):
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return keras_load(self.paths[i])
+
+
 class PeerDataset(torch.utils.data.Dataset[torch.Tensor]):
     def __init__(self, paths: list[Path], transform: Callable[[Image.Image], torch.Tensor]) -> None:
         self.paths, self.transform = paths, transform
@@ -105,9 +141,10 @@ class PhotoBenchOptions:
     threads: int = 2
     latency: int = 20  # photos per size, one at a time
     folder_web: int = 500
-    folder_camera: int = 100
+    folder_camera: int = 500
     checkpoint: str | None = None  # a trained digits run: reduced vs full decoding accuracy
     digits: int = 360
+    keras: bool = True  # Keras' pipeline too, where TensorFlow is installed (its conversion takes ~20 s)
 
 
 def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | None = None) -> str:
@@ -123,42 +160,61 @@ def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | N
     theirs = tv.models.mobilenet_v2().eval()
     tensors, _ = export_tensors(ours, "torchvision")
     theirs.load_state_dict(tensors)  # the same weights: only the pipelines differ
-    lines = [f"threads {options.threads}; MobileNetV2 1.0/224 on OpenVINO fp32 for both pipelines"]
-    lines.append(f"{'workload':<34}{'peer':>12}{'ours':>12}{'speed-up':>10}  top-1 agreement")
+    lines = [
+        f"threads {options.threads}; MobileNetV2 1.0/224: torchvision's and ours on OpenVINO fp32, "
+        "Keras' on LiteRT fp32"
+    ]
+    lines.append(f"{'workload':<34}{'torchvision':>12}{'keras':>10}{'ours':>10}{'vs fastest':>11}  agreement")
+    notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         peer_file = onnx_export(theirs, work / "tv.onnx", torch.zeros(2, 3, 224, 224))
         peer_run = load(peer_file, "openvino", threads=options.threads)
         our_run, _ = uint8_runner(ours, Preprocessing(MEAN, STD, 224), "openvino", threads=options.threads)
+        keras_run = keras_runner(work, options.threads, notes) if options.keras else None
         prep = PhotoPrep(224, crop_fraction=0.875)
 
         def peer_one(path: Path) -> int:
             x = peer_transform(Image.open(path).convert("RGB"))[None].numpy()
             return int(peer_run(x).argmax())
 
+        def keras_one(path: Path) -> int:
+            assert keras_run is not None
+            return int(keras_run(keras_load(path)[None]).argmax())
+
         def ours_one(path: Path) -> int:
             pixels = load_pixels(path, prep)
             assert isinstance(pixels, np.ndarray)
             return int(our_run(pixels[None]).argmax())
+
+        def row(label: str, tv: float, keras: float | None, our: float, agree: str, rate: bool) -> str:
+            fastest = max(tv, keras or 0) if rate else min(tv, keras or tv)
+            ratio = our / fastest if rate else fastest / our
+            k = f"{keras:>10.1f}" if keras is not None else f"{'-':>10}"
+            return f"{label:<34}{tv:>12.1f}{k}{our:>10.1f}{ratio:>10.2f}x  {agree}"
 
         for kind in ("camera", "web"):
             if not options.latency:
                 continue
             say(f"one {kind} photo at a time")
             photos = make_photos(work, kind, options.latency)
-            peer_ms, our_ms, agree = [], [], 0
+            peer_ms, keras_ms, our_ms, agree = [], [], [], 0
             for path in photos:
                 t = time.perf_counter()
                 a = peer_one(path)
                 peer_ms.append((time.perf_counter() - t) * 1e3)
+                if keras_run is not None:
+                    t = time.perf_counter()
+                    keras_one(path)
+                    keras_ms.append((time.perf_counter() - t) * 1e3)
                 t = time.perf_counter()
                 b = ours_one(path)
                 our_ms.append((time.perf_counter() - t) * 1e3)
                 agree += a == b
             p, o = statistics.median(peer_ms[1:] or peer_ms), statistics.median(our_ms[1:] or our_ms)
+            k = statistics.median(keras_ms[1:] or keras_ms) if keras_ms else None
             w, h = SIZES[kind]
-            label = f"one {kind} photo ({w}x{h}), ms"
-            lines.append(f"{label:<34}{p:>12.1f}{o:>12.1f}{p / o:>9.2f}x  {agree}/{len(photos)}")
+            lines.append(row(f"one {kind} photo ({w}x{h}), ms", p, k, o, f"{agree}/{len(photos)}", rate=False))
         for kind, count in (("web", options.folder_web), ("camera", options.folder_camera)):
             if not count:
                 continue
@@ -168,15 +224,22 @@ def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | N
             loader = torch.utils.data.DataLoader(PeerDataset(photos, peer_transform), batch_size=8, num_workers=2)
             peer_top = [peer_run(batch.numpy()).argmax(1) for batch in loader]
             peer_s = time.perf_counter() - t
+            keras_rate = None
+            if keras_run is not None:
+                t = time.perf_counter()
+                keras_loader = torch.utils.data.DataLoader(KerasDataset(photos), batch_size=8, num_workers=2)
+                for batch in keras_loader:
+                    keras_run(batch.numpy())
+                keras_rate = count / (time.perf_counter() - t)
             t = time.perf_counter()
             our_top = [r.logits.argmax() for r in label_photos(photos, prep, our_run, batch=8, workers=2)]  # type: ignore[union-attr]
             our_s = time.perf_counter() - t
             agree = int((np.concatenate(peer_top) == np.array(our_top)).sum())
             label = f"folder of {count} {kind} photos, img/s"
-            lines.append(
-                f"{label:<34}{count / peer_s:>12.1f}{count / our_s:>12.1f}{peer_s / our_s:>9.2f}x  {agree}/{count}"
-            )
+            lines.append(row(label, count / peer_s, keras_rate, count / our_s, f"{agree}/{count}", rate=True))
         if options.checkpoint:
             say("the digits test set as camera-size photos")
             lines.append(digits_agreement(options.checkpoint, options.digits, 3000, work))
+    lines.append("agreement: top-1 of ours vs torchvision's pipeline (the same weights; Keras' model has its own)")
+    lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)

@@ -67,11 +67,11 @@ def run_ablation(
     groups: Sequence[str] = tuple(GROUPS),
     dataset: str = "digits",
     data_dir: str | None = None,
-    epochs: int | None = 8,
-    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int | None = 10,
+    seeds: Sequence[int] = (0, 1, 2, 3),
     width: float | None = None,
     resolution: int = 0,
-    train_images: int = 0,
+    train_images: int | None = None,
     out: str | Path = "runs/experiments/ablation",
 ) -> str:
     """Train every variant with every seed (cached), write ablation.md/.json/.png into `out`, return the table."""

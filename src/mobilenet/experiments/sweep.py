@@ -31,11 +31,18 @@ log = logging.getLogger("mobilenet")
 RECIPE_FOR_DATASET = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar", "imagefolder": "paper"}
 
 
+# The default regime on digits: the whole training split saturates near 98-99% for every variant, so
+# the runs learn from a fixed stratified 300 of its 1,437 images (30 per class), where they separate.
+DEFAULT_TRAIN_IMAGES = {"digits": 300}
+
+
 def experiment_recipe(
-    dataset: str, data_dir: str | None, epochs: int | None, resolution: int = 0, train_images: int = 0
+    dataset: str, data_dir: str | None, epochs: int | None, resolution: int = 0, train_images: int | None = None
 ) -> Recipe:
     """The preset for `dataset`, pointed at `data_dir`, with `epochs`, `resolution` and a training subset
-    of `train_images` where given."""
+    of `train_images` where given (None: the dataset's default regime, 0: every training image)."""
+    if train_images is None:
+        train_images = DEFAULT_TRAIN_IMAGES.get(dataset, 0)
     if dataset not in RECIPE_FOR_DATASET:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of: {', '.join(RECIPE_FOR_DATASET)}")
     recipe = RECIPES[RECIPE_FOR_DATASET[dataset]]

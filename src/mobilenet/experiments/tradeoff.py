@@ -59,15 +59,15 @@ def run_tradeoff(
     *,
     dataset: str = "digits",
     data_dir: str | None = None,
-    epochs: int | None = 8,
-    seeds: Sequence[int] = (0, 1),
+    epochs: int | None = 10,
+    seeds: Sequence[int] = (0, 1, 2, 3),
     archs: Sequence[str] = ARCHS,
     widths: Sequence[float] = (0.25, 0.5, 1.0),
     conv_widths: Sequence[float] = (0.25, 0.5),
     resolutions: Sequence[int] | None = None,
     resolution_width: float = 0.5,
     resolution: int = 0,
-    train_images: int = 0,
+    train_images: int | None = None,
     out: str | Path = "runs/experiments/tradeoff",
 ) -> str:
     """Train the grid (cached per run), write tradeoff.md/.json/.png into `out`, return the table."""
