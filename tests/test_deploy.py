@@ -173,6 +173,7 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
         (["quantize", "{run}", "--dataset", "imagefolder", "--data-dir", "{tmp}/none"],
          "no class folders|does not exist|not found"),
         (["quantize", "{run}", "--calibration", "0", "-o", "{tmp}/q"], "calibration needs at least 1 image"),
+        (["bench", "--seconds", "-1"], "seconds must be >= 0, got -1"),
     ],
 )  # fmt: skip
 def test_bad_input_is_a_clear_error(
@@ -250,7 +251,7 @@ def test_exported_graph_names_its_input_and_output(tmp_path: Path) -> None:
 
 
 def test_bench_cli_times_ours_and_the_peers() -> None:
-    argv = ["bench", "--width", "0.35", "--resolution", "64", "--batch", "1", "--runs", "5",
+    argv = ["bench", "--width", "0.35", "--resolution", "64", "--batch", "1", "--runs", "5", "--seconds", "0.1",
             "--engine", "torch", "onnxruntime", "openvino", "--precision", "fp32", "int8"]  # fmt: skip
     data = json.loads(_cli(*argv, "--json"))
     names = {r["name"] for r in data["results"]}

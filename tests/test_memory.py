@@ -233,6 +233,8 @@ def test_bench_cli_split(digits_run: Path, capsys: pytest.CaptureFixture[str]) -
         "2",
         "--runs",
         "3",
+        "--seconds",
+        "0.1",
         "--split",
         "1",
         "8",

@@ -164,7 +164,7 @@ def test_bench_times_the_phone_runtimes_beside_the_peers() -> None:
     """`mobilenet bench --engine litert`: ours and torchvision's model through the same exporter and runtime."""
     done = subprocess.run(
         [sys.executable, "-m", "mobilenet", "bench", "--width", "0.35", "--resolution", "32", "--batch", "1",
-         "--runs", "3", "--engine", "litert", "--precision", "fp32", "--json"],
+         "--runs", "3", "--seconds", "0.1", "--engine", "litert", "--precision", "fp32", "--json"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -212,3 +212,36 @@ def test_quantize_includes_the_phone_runtimes_in_the_engine_choice(digits_run: P
     for line in lines:
         top1 = float(line.split("top-1 ")[1].split("%")[0])
         assert top1 >= fp32 - 1.0, line  # int8 within a point, fp32 the same
+
+
+def test_the_cpp_snippet_in_the_docs_compiles_against_executorch_headers(tmp_path: Path) -> None:
+    """The app-side C++ in docs/deploy-mobile.md, type-checked against the installed ExecuTorch's own
+    headers (the wheel ships them; its libraries are not linked here, so this stops at compilation)."""
+    import importlib.util
+    import re
+    import shutil
+
+    spec = importlib.util.find_spec("executorch")  # a namespace package: no __file__
+    assert spec is not None and spec.submodule_search_locations
+    compiler = shutil.which("g++") or shutil.which("clang++")
+    include = Path(next(iter(spec.submodule_search_locations))) / "include"
+    if compiler is None or not (include / "executorch/extension/module/module.h").is_file():
+        pytest.skip("no C++ compiler or no ExecuTorch headers")
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "deploy-mobile.md").read_text()
+    snippet = re.search(r"```cpp\n(.*?)```", docs, re.S)
+    assert snippet is not None
+    lines = snippet.group(1).splitlines()
+    head = [line for line in lines if line.startswith(("#include", "using "))]
+    body = [line for line in lines if not line.startswith(("#include", "using "))]
+
+    def compiles(source: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "app.cpp").write_text(source)
+        c10 = include / "executorch/runtime/core/portable_type/c10"
+        argv = [compiler, "-std=c++17", "-fsyntax-only", "-DC10_USING_CUSTOM_GENERATED_MACROS",
+                f"-I{include}", f"-I{c10}", str(tmp_path / "app.cpp")]  # fmt: skip
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+    program = "\n".join([*head, "int main() {", *body, "}"])
+    done = compiles(program)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert compiles(program.replace("from_blob(", "from_blobs(")).returncode != 0  # the check can fail

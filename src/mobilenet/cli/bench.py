@@ -43,6 +43,7 @@ def bench(args: argparse.Namespace) -> str:
         batches=tuple(args.batch),
         threads=args.threads,
         runs=args.runs,
+        seconds=args.seconds,
         splits=tuple(args.split or ()),
         engines=tuple(args.engine),
         precisions=tuple(args.precision),
@@ -63,7 +64,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="default 224, or the checkpoint's training resolution")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
     p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
-    p.add_argument("--runs", type=int, default=30, help="timed runs per path (at least 1 s of them)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per path, at least (default 30)")
+    p.add_argument(
+        "--seconds", type=float, default=1.0, help="timed seconds per path and batch size, at least (default 1)"
+    )
     p.add_argument("--split", type=int, nargs="+", metavar="T", help="also time split inference with these T")
     p.add_argument(
         "--engine",

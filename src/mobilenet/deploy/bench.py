@@ -28,6 +28,7 @@ class BenchOptions:
     batches: tuple[int, ...] = (1, 32)
     threads: int = 2
     runs: int = 30
+    seconds: float = 1.0  # timed seconds per path and batch size, at least (with at least `runs` calls)
     splits: tuple[int, ...] = ()
     engines: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
     precisions: tuple[str, ...] = ("fp32", "int8", "bf16")
@@ -36,6 +37,8 @@ class BenchOptions:
     def __post_init__(self) -> None:
         if self.runs < 1:
             raise ValueError(f"runs must be >= 1, got {self.runs}")
+        if not 0 <= self.seconds < float("inf"):
+            raise ValueError(f"seconds must be >= 0, got {self.seconds}")
         if self.resolution is not None and self.resolution < 1:
             raise ValueError(f"resolution must be >= 1, got {self.resolution}")
 
@@ -143,6 +146,7 @@ def bench(
             batches=options.batches,
             threads=options.threads,
             runs=options.runs,
+            min_seconds=options.seconds,
             progress=progress,
         )
     report.notes += notes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,16 +117,25 @@ def run_paths(
                 call = calls[i]
                 t = time_fn(call, runs=max(1, runs // rounds), warmup=1, min_seconds=min_seconds / rounds)
                 samples[i] += t.samples
-        for path, call, times in zip(paths, calls, samples, strict=True):
+        # each engine's resident memory is probed in a fresh process; two probes at a time, after the timing
+        with ThreadPoolExecutor(2) as pool:
+            rss = list(
+                pool.map(functools.partial(_resident, batch=batch, resolution=resolution, threads=threads), paths)
+            )
+        for path, call, times, resident in zip(paths, calls, samples, rss, strict=True):
             timing = Timing.from_samples(times, batch)
             peak = None
             if path.torch_memory:
                 peak = peak_allocated(call) + x.numel() * x.element_size()
-            rss = None
-            if path.engine is not None:
-                rss = engine_memory(*path.engine, batch=batch, resolution=resolution, threads=threads)
-            report.results.append(BenchResult(path.name, path.ours, batch, timing, peak, rss))
+            report.results.append(BenchResult(path.name, path.ours, batch, timing, peak, resident))
     return report
+
+
+def _resident(path: BenchPath, *, batch: int, resolution: int, threads: int) -> int | None:
+    """An exported-model path's resident memory, measured in a fresh process; None for the others."""
+    if path.engine is None:
+        return None
+    return engine_memory(*path.engine, batch=batch, resolution=resolution, threads=threads)
 
 
 def engine_runner(path: Path, engine: str, precision: str, threads: int) -> Callable[[Any], object]:
