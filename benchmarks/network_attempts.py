@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from mobilenet.deploy.export import export_onnx, onnx_export
-from mobilenet.deploy.quantize import quantize_onnx
+from mobilenet.deploy.qdq import quantize_onnx
 from mobilenet.models import mobilenet_v2
 from mobilenet.peers import import_peer
 from mobilenet.weights import export_tensors

@@ -21,7 +21,8 @@ from mobilenet.deploy.bench_paths import BenchReport, BenchResult
 from mobilenet.deploy.bench_report import report_text
 from mobilenet.deploy.export import INPUT_NAME, export_onnx, fold_bn
 from mobilenet.deploy.measure import Timing
-from mobilenet.deploy.quantize import calibration_batches, quantize_checkpoint
+from mobilenet.deploy.qdq import calibration_batches
+from mobilenet.deploy.quantize import quantize_checkpoint
 from mobilenet.deploy.verify import export_checkpoint, verify_onnx
 from mobilenet.models import mobilenet_v1, mobilenet_v2
 

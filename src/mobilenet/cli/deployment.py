@@ -101,9 +101,13 @@ def quantize(args: argparse.Namespace) -> str:
                 "to check), no checkpoint and no --qat-epochs"
             )
         report = quantize_weights(
-            args.weights, args.data_dir, args.output, calibration=args.calibration, threads=args.threads,
+            args.weights,
+            args.data_dir,
+            args.output,
+            calibration=args.calibration,
+            threads=args.threads,
             engine=args.engine,
-        )  # fmt: skip
+        )
         return report.text()
     if not args.checkpoint:
         raise ValueError("give a checkpoint (RUN_OR_CKPT) or --weights NAME_OR_FILE with --data-dir")

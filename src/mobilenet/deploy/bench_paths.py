@@ -188,7 +188,7 @@ def engine_paths(
     """Our model exported to ONNX (BN folded) and int8 QDQ, on each installed engine and precision."""
     from mobilenet.deploy import engines as eng
     from mobilenet.deploy.export import export_onnx
-    from mobilenet.deploy.quantize import quantize_onnx
+    from mobilenet.deploy.qdq import quantize_onnx
 
     installed = [e for e in engines if e in eng.available()]
     for e in engines:

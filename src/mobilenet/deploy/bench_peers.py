@@ -69,7 +69,7 @@ def peer_engine_paths(
     ours; bf16: OpenVINO's hint), for torchvision and timm."""
     from mobilenet.deploy import engines as eng
     from mobilenet.deploy.export import onnx_export
-    from mobilenet.deploy.quantize import quantize_onnx
+    from mobilenet.deploy.qdq import quantize_onnx
 
     installed = [e for e in engines if e in eng.available()]
     if not installed:

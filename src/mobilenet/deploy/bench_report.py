@@ -62,9 +62,16 @@ def report_text(report: BenchReport, reference: str = "torchvision mobilenet_v2 
         if best is not None:
             lines.append(f"fastest peer path: {best.name}, {best.timing.median_ms:.2f} ms")
         header = (
-            "path", "median ms", "p90 ms", "img/s", "vs fastest peer", "speed vs ref", "act. MB", "memory vs ref",
+            "path",
+            "median ms",
+            "p90 ms",
+            "img/s",
+            "vs fastest peer",
+            "speed vs ref",
+            "act. MB",
+            "memory vs ref",
             "engine MB",
-        )  # fmt: skip
+        )
         rows: list[tuple[str, ...]] = [header]
         for r in (r for r in report.results if r.batch == batch):
             speed = f"{ref.timing.median_ms / r.timing.median_ms:.2f}x" if ref else ""

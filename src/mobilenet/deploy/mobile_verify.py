@@ -189,7 +189,7 @@ def export_checkpoint_mobile(
 ) -> MobileExport:
     """A trained checkpoint to `fmt`: its own normalisation, calibrated (int8) on its training images and
     checked on its held-out images. Written beside the run unless `output` is given."""
-    from mobilenet.deploy.quantize import calibration_batches
+    from mobilenet.deploy.qdq import calibration_batches
 
     require(fmt)
     ckpt = Checkpoint.load(checkpoint)

@@ -12,7 +12,6 @@ Optionally (`qat_epochs > 0`) the model is first fine-tuned with fake quantizati
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from mobilenet.checkpoint import Checkpoint, Expected
 from mobilenet.config import DataConfig
 from mobilenet.data.splits import Split, load_splits
 from mobilenet.deploy import engines
-from mobilenet.deploy.export import INPUT_NAME, export_onnx
+from mobilenet.deploy.export import export_onnx
+from mobilenet.deploy.qdq import calibration_batches, quantize_onnx
 from mobilenet.files import atomic_path, beside
 from mobilenet.models import MobileNet
 
@@ -88,9 +88,15 @@ MOBILE = {"litert": ("tflite", ".tflite"), "executorch": ("executorch", ".pte")}
 
 
 def _mobile_accuracy(
-    model: MobileNet, size: int, out: Path, batches: list[np.ndarray], test: Split, report: QuantizeReport,
-    mobile: tuple[str, ...], threads: int,
-) -> None:  # fmt: skip
+    model: MobileNet,
+    size: int,
+    out: Path,
+    batches: list[np.ndarray],
+    test: Split,
+    report: QuantizeReport,
+    mobile: tuple[str, ...],
+    threads: int,
+) -> None:
     """The phone runtimes as candidates too: fp32 and PT2E int8 files (calibrated on the same images),
     run in LiteRT's interpreter / ExecuTorch's runtime on the held-out images."""
     from mobilenet.deploy.export import fold_bn
@@ -120,59 +126,6 @@ def _data(ckpt: Checkpoint, data: DataConfig | None) -> tuple[Split, Split]:
     train, test = load_splits(data)
     ckpt.check_classes(train.classes, data.dataset)
     return train, test
-
-
-def calibration_batches(split: Split, images: int, batch_size: int = 32) -> list[np.ndarray]:
-    """The first `images` training images in a fixed shuffled order, preprocessed as in evaluation."""
-    if images < 1:
-        raise ValueError(f"calibration needs at least 1 image, got {images}")
-    if len(split) == 0:
-        raise ValueError("calibration data is missing: the training split is empty")
-    out, seen = [], 0
-    for x, _ in split.batches(batch_size, train=False, seed=0):
-        out.append(x.numpy().astype(np.float32))
-        seen += len(x)
-        if seen >= images:
-            break
-    remove = seen - images
-    if remove > 0:
-        out[-1] = out[-1][: len(out[-1]) - remove]
-    return out
-
-
-class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over preprocessed batches."""
-
-    def __init__(self, batches: list[np.ndarray]) -> None:
-        self._batches = iter(batches)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {INPUT_NAME: batch}
-
-
-def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, batches: list[np.ndarray]) -> Path:
-    """Static QDQ quantization: per-channel int8 weights, uint8 activations calibrated (min/max) on `batches`."""
-    try:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-    except ImportError as err:
-        raise ValueError(f"quantization needs onnxruntime ({err}); pip install 'mobilenet[deploy]'") from None
-    with tempfile.TemporaryDirectory() as tmp, atomic_path(int8_path, ".onnx") as out:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(out),
-            _Reader(batches),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"CalibTensorRangeSymmetric": False, "ActivationSymmetric": False},
-        )
-    return Path(int8_path)
 
 
 def accuracy(run: Any, split: Split, batch_size: int = 64) -> float:
@@ -210,9 +163,17 @@ def quantize_checkpoint(
     size = resolution or ckpt.resolution
     out = Path(out_dir) if out_dir else beside(checkpoint, "deploy")
     report = quantize_model(
-        model, train, test, out, size, calibration=calibration, qat_epochs=qat_epochs, threads=threads,
-        engine=engine, mobile=mobile,
-    )  # fmt: skip
+        model,
+        train,
+        test,
+        out,
+        size,
+        calibration=calibration,
+        qat_epochs=qat_epochs,
+        threads=threads,
+        engine=engine,
+        mobile=mobile,
+    )
     if report.choice is not None and ckpt.path is not None:
         from mobilenet.deploy.choice import write_choice
 
