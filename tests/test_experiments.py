@@ -186,3 +186,23 @@ def test_experiment_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert "too small" in capsys.readouterr().err
     assert main(["experiment", "ablation", "--seeds", "0", "0", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "seeds must be distinct" in capsys.readouterr().err
+
+
+def test_the_default_regime_on_digits_is_a_fixed_subset_and_keeps_old_cache_keys() -> None:
+    from mobilenet.experiments.sweep import Variant, experiment_recipe, run_key
+
+    digits = experiment_recipe("digits", None, None)
+    assert digits.data.train_images == 300  # where the variants separate; the test set stays whole
+    assert experiment_recipe("digits", None, None, train_images=0).data.train_images == 0
+    assert experiment_recipe("cifar10", "x", None).data.train_images == 0  # real data sets train on all
+    whole = dataclasses.replace(digits.data, train_images=0)
+    variant = Variant("baseline", digits.model, whole)
+    # runs cached before the subset option existed keep their key (the field is left out when 0)
+    old_blob = json.dumps(
+        [dataclasses.asdict(digits.model), {k: v for k, v in dataclasses.asdict(whole).items() if k != "train_images"},
+         dataclasses.asdict(digits.train)], sort_keys=True,
+    )  # fmt: skip
+    import hashlib
+
+    assert run_key(variant, digits.train) == hashlib.sha256(old_blob.encode()).hexdigest()[:8]
+    assert run_key(dataclasses.replace(variant, data=digits.data), digits.train) != run_key(variant, digits.train)
