@@ -125,7 +125,6 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     digits_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import json
-    import os
     import shutil
 
     from PIL import Image
@@ -150,11 +149,32 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     assert f"inference: {choice['engine']} {choice['precision']} (quantize's choice" in caplog.text
     plain = predict(run, photos, 1, engine="torch")
     assert sum(a.labels == b.labels for a, b in zip(fast, plain, strict=True)) >= 11
-    os.utime(run / "last.pt")  # retrained since (a new stamp): the old choice is ignored
+    moved = shutil.copytree(run, tmp_path / "moved")  # a copied or moved run keeps its choice
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        predict(moved, photos[:1], 1)
+    assert "(quantize's choice" in caplog.text
+    chosen = moved / "deploy" / choice["file"]
+    chosen.write_bytes(chosen.read_bytes()[:100])  # damaged since: a warning, and the default engine answers
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert predict(moved, photos[:2], 1)[0].labels == plain[0].labels
+    assert "not using quantize's engine choice" in caplog.text and "(quantize's choice" not in caplog.text
+    state = torch.load(run / "last.pt", weights_only=True)  # retrained since: other weights, same file name
+    first = next(iter(state["model"]))
+    state["model"][first] = state["model"][first] + 0.01
+    torch.save(state, run / "last.pt")
     caplog.clear()
     with caplog.at_level("INFO"):
         predict(run, photos[:1], 1)
-    assert "quantize's choice" not in caplog.text
+    assert "made for another checkpoint" in caplog.text and "(quantize's choice" not in caplog.text
+    from mobilenet.deploy.choice import forget_choice
+
+    forget_choice(run / "deploy")  # what a new quantize run does first: no stale choice survives it
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        predict(run, photos[:1], 1)
+    assert "choice" not in caplog.text
     if not HAS_OPENVINO:
         pytest.skip("OpenVINO is not installed: only onnxruntime was checked")
     lines = [line.split() for line in out.splitlines() if line.strip().startswith(("onnxruntime", "openvino"))]
@@ -174,7 +194,9 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
         (["quantize", "{run}", "--dataset", "imagefolder", "--data-dir", "{tmp}/none"],
          "no class folders|does not exist|not found"),
         (["quantize", "{run}", "--calibration", "0", "-o", "{tmp}/q"], "calibration needs at least 1 image"),
-        (["bench", "--seconds", "-1"], "seconds must be >= 0, got -1"),
+        (["bench", "--seconds", "inf"], "seconds must be a finite number >= 0, got inf"),
+        (["bench", "--width", "0"], "width"),
+        (["predict", "x.png", "--checkpoint", "{run}", "--resolution", "0"], "--resolution must be >= 1, got 0"),
     ],
 )  # fmt: skip
 def test_bad_input_is_a_clear_error(

@@ -74,7 +74,10 @@ def test_ordering_verdict_separates_clear_wins_noise_and_reversals() -> None:
     a, b = _summary("a", (0.90, 0.91, 0.92)), _summary("b", (0.80, 0.81, 0.82))
     close = _summary("c", (0.89, 0.92, 0.90))
     verdict, why = ordering_verdict([a, b])
-    assert verdict == "reproduced" and why == "a > b: +10.00 points (95% CI +7.73 to +12.27, one-sided p = 0.000)"
+    assert (
+        verdict == "reproduced"
+        and why == "a > b: +10.00 points (two-sided 95% CI +7.73 to +12.27, one-sided p = 0.000)"
+    )
     assert ordering_verdict([a, close])[0] == "same order, not significant"
     assert ordering_verdict([close, a, b])[0] == "reversed, not significant"  # c < a, but within noise
     verdict, why = ordering_verdict([b, a])

@@ -109,11 +109,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of: {', '.join(DATASETS)}")
-        if self.resolution < 0 or self.workers < 0 or self.train_images < 0:
-            raise ValueError(
-                f"resolution, workers and train_images must be >= 0, got {self.resolution}, {self.workers}, "
-                f"{self.train_images}"
-            )
+        for name in ("resolution", "workers", "train_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.dataset == "digits" and self.data_dir:
             raise ValueError(f"the digits ship with scikit-learn and read no --data-dir (got {self.data_dir!r})")
 

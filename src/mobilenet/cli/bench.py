@@ -19,8 +19,8 @@ def bench(args: argparse.Namespace) -> str:
     expect = Expected(args.arch, args.width, args.num_classes) if args.checkpoint or args.weights else Expected()
     model = ModelConfig(
         arch=args.arch or "mobilenet_v2",
-        width=args.width or 1.0,
-        num_classes=args.num_classes or 1000,
+        width=1.0 if args.width is None else args.width,
+        num_classes=1000 if args.num_classes is None else args.num_classes,
         cifar=args.cifar,
     )
     if args.photos:

@@ -28,6 +28,8 @@ def _add_expected(p: argparse.ArgumentParser) -> None:
 def predict(args: argparse.Namespace) -> tuple[str, int]:
     from mobilenet.deploy.predict import predict as run_predict
 
+    if args.resolution is not None and args.resolution < 1:
+        raise ValueError(f"--resolution must be >= 1, got {args.resolution} (leave it out for the model's own side)")
     source = args.checkpoint or args.weights
     if not source:
         raise ValueError("give --checkpoint RUN_OR_CKPT or --weights NAME_OR_FILE")
@@ -147,7 +149,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--engine",
         default="auto",
         choices=("auto", "openvino", "torch"),
-        help="inference engine (default: OpenVINO where installed, else PyTorch)",
+        help="inference engine (auto: the engine and file `mobilenet quantize` picked for the run, else OpenVINO "
+        "where installed and its export is cached or there are 32+ images, else PyTorch)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(

@@ -91,5 +91,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="input sides for the resolution sweep (default 16 24 32; 128-224 for imagefolder)",
     )
     q.add_argument("--resolution-width", type=float, default=0.5, help="width of the resolution sweep (0.5)")
-    _add_sweep_args(q, "runs/experiments/tradeoff", seeds=[0, 1, 2])
+    _add_sweep_args(q, "runs/experiments/tradeoff", seeds=[0, 1, 2, 3])
     p.set_defaults(run=experiment)

@@ -109,7 +109,10 @@ def download(url: str, dest: Path, md5: str) -> None:
             if got != md5:
                 raise ValueError(f"download of {url} is corrupt: MD5 {got}, expected {md5}")
     except OSError as err:
-        raise ValueError(f"cannot download {url}: {err}") from None
+        raise ValueError(
+            f"cannot download {url}: {err}. Without internet access, fetch that file elsewhere and give its "
+            f"path (or its folder) as --data-dir; it is checked against MD5 {md5}"
+        ) from None
 
 
 def _extract(archive: Path, layout: CifarLayout, root: Path) -> Path:

@@ -38,7 +38,7 @@ class BenchOptions:
         if self.runs < 1:
             raise ValueError(f"runs must be >= 1, got {self.runs}")
         if not 0 <= self.seconds < float("inf"):
-            raise ValueError(f"seconds must be >= 0, got {self.seconds}")
+            raise ValueError(f"seconds must be a finite number >= 0, got {self.seconds}")
         if self.resolution is not None and self.resolution < 1:
             raise ValueError(f"resolution must be >= 1, got {self.resolution}")
 

@@ -15,6 +15,8 @@ from mobilenet.data import transforms as T
 from mobilenet.data.images import open_image
 from mobilenet.deploy.split import SplitInference
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -119,16 +121,17 @@ def _predict_fast(
 
     prep = PhotoPrep(p.size, p.crop, p.crop_fraction, p.interpolation, reduced_decode=not full_decode)
     pre = Preprocessing(p.mean, p.std, p.size)
-    chosen = None
+    run = None
     if engine == "auto" and p.checkpoint is not None:  # the engine `quantize` measured and picked for this run
         from mobilenet.deploy.choice import chosen_runner
         from mobilenet.files import beside
 
-        chosen = chosen_runner(beside(p.checkpoint, "deploy"), p.checkpoint, pre)
-    if chosen is not None:
-        run, name = chosen
-        logging.getLogger(__name__).info("inference: %s", name)
-    else:
+        run, name = chosen_runner(beside(p.checkpoint, "deploy"), p.checkpoint, pre)
+        if run is not None:
+            log.info("inference: %s", name)
+        elif name:  # a choice was recorded but cannot be used: say so, then answer on the default engine
+            log.warning("not using quantize's engine choice: %s", name)
+    if run is None:
         run, _ = uint8_runner(p.model, pre, engine, images=len(images))  # type: ignore[arg-type]
     out = []
     for item in label_photos(images, prep, run):

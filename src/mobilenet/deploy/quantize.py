@@ -174,10 +174,16 @@ def quantize_checkpoint(
         engine=engine,
         mobile=mobile,
     )
-    if report.choice is not None and ckpt.path is not None:
-        from mobilenet.deploy.choice import write_choice
+    from mobilenet.deploy.choice import write_choice
 
-        write_choice(out, report.choice, ckpt.path, size, report.file(report.choice.precision, report.choice.engine))
+    if report.choice is not None and ckpt.path is not None:
+        file = report.file(report.choice.precision, report.choice.engine)
+        written = write_choice(out, report.choice, ckpt.path, size, file)
+        if out.resolve() != beside(checkpoint, "deploy").resolve():
+            report.notes.append(
+                f"the choice is recorded in {written}; `predict --checkpoint` uses it only from the run's own "
+                "deploy/ folder (quantize without -o)"
+            )
     return report
 
 
@@ -228,6 +234,9 @@ def quantize_model(
         raise ValueError(f"cannot create output directory {out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise ValueError(f"cannot write to {out}")
+    from mobilenet.deploy.choice import forget_choice
+
+    forget_choice(out)  # the files it named are about to be replaced
     batches = calibration_batches(train, calibration)
     notes = []
     with torch.no_grad():

@@ -244,7 +244,8 @@ class Comparison:
         if self.p_value is None:
             return f"{head} ({self.reason})"
         assert self.low is not None and self.high is not None
-        return f"{head} (95% CI {100 * self.low:+.2f} to {100 * self.high:+.2f}, one-sided p = {self.p_value:.3f})"
+        ci = f"two-sided 95% CI {100 * self.low:+.2f} to {100 * self.high:+.2f}"
+        return f"{head} ({ci}, one-sided p = {self.p_value:.3f})"
 
 
 def ordering_verdict(ordered: Sequence[Summary], alpha: float = 0.05) -> tuple[str, str]:

@@ -60,7 +60,7 @@ def run_tradeoff(
     dataset: str = "digits",
     data_dir: str | None = None,
     epochs: int | None = 10,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3),
     archs: Sequence[str] = ARCHS,
     widths: Sequence[float] = (0.25, 0.5, 1.0),
     conv_widths: Sequence[float] = (0.25, 0.5),
