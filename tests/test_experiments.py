@@ -79,6 +79,11 @@ def test_ordering_verdict_separates_clear_wins_noise_and_reversals() -> None:
         and why == "a > b: +10.00 points (two-sided 95% CI +7.73 to +12.27, one-sided p = 0.000)"
     )
     assert ordering_verdict([a, close])[0] == "same order, not significant"
+    # the same accuracies in another order: equal means that floating point sums differ in the last bit
+    same = _summary("s", tuple(k / 360 for k in (344, 339, 340, 344)))  # 1367 of 1440 correct ...
+    other = _summary("o", tuple(k / 360 for k in (341, 346, 342, 338)))  # ... and 1367 again
+    assert same.mean != other.mean  # in floating point
+    assert ordering_verdict([same, other])[0] == "tie" and ordering_verdict([other, same])[0] == "tie"
     assert ordering_verdict([close, a, b])[0] == "reversed, not significant"  # c < a, but within noise
     verdict, why = ordering_verdict([b, a])
     assert verdict == "not reproduced" and why.startswith("b < a: -10.00 points")

@@ -225,6 +225,8 @@ class Comparison:
     @classmethod
     def of(cls, a: Summary, b: Summary) -> Comparison:
         gap = a.mean - b.mean
+        if math.isclose(a.mean, b.mean, rel_tol=0, abs_tol=1e-9):
+            gap = 0.0  # equal means summed in another order differ in the last bit: a tie, not a reversal
         if len(a.accs) < 2 or len(b.accs) < 2:
             return cls(gap, None, None, None, "one seed: no spread to test against")
         va, vb = a.std**2 / len(a.accs), b.std**2 / len(b.accs)
