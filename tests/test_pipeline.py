@@ -164,3 +164,22 @@ def test_bench_photos_cli_times_both_pipelines(
     assert main(["bench", "--photos", "--photo-counts", "0", "0", "0"]) == 2
     text = digits_agreement(str(digits_run), 6, 1500, tmp_path)
     assert "(6 images): top-1 agreement fast vs full decode" in text
+
+
+def test_engines_take_uint8_pixels_for_a_normalised_float_file(tmp_path: Path) -> None:
+    """`engines.load(..., pixels=(mean, std))`, how predict feeds quantize's chosen file: the same logits as
+    the file fed the normalised float batch, on every installed engine."""
+    from mobilenet.config import ModelConfig
+    from mobilenet.deploy import engines
+    from mobilenet.deploy.export import export_onnx
+    from mobilenet.models import build_model
+
+    model = build_model(ModelConfig(width=0.35, num_classes=7)).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", 64)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    x = Preprocessing(mean, std, 64).normalize(torch.from_numpy(pixels)).numpy()
+    for engine in engines.available():
+        want = engines.load(path, engine)(np.ascontiguousarray(x))
+        got = engines.load(path, engine, pixels=(mean, std))(pixels)
+        assert np.abs(got - want).max() < 1e-4, engine

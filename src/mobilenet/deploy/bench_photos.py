@@ -21,6 +21,7 @@ Speed-ups are against the faster of the peers' pipelines.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import time
@@ -86,26 +87,22 @@ def keras_runner(work: Path, threads: int, notes: list[str]) -> Callable[[np.nda
         return None
 
 
-class KerasDataset(torch.utils.data.Dataset[np.ndarray]):
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = paths
+def torchvision_load(path: Path, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
+    """torchvision's documented input path: PIL decode of every pixel, then its transforms."""
+    return transform(Image.open(path).convert("RGB"))
+
+
+class PhotoFiles(torch.utils.data.Dataset[object]):
+    """Photo files read by a peer's `load`, for a `DataLoader` with worker processes (the peers' overlap)."""
+
+    def __init__(self, paths: list[Path], load: Callable[[Path], object]) -> None:
+        self.paths, self.load = paths, load
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> np.ndarray:
-        return keras_load(self.paths[i])
-
-
-class PeerDataset(torch.utils.data.Dataset[torch.Tensor]):
-    def __init__(self, paths: list[Path], transform: Callable[[Image.Image], torch.Tensor]) -> None:
-        self.paths, self.transform = paths, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(Image.open(self.paths[i]).convert("RGB"))
+    def __getitem__(self, i: int) -> object:
+        return self.load(self.paths[i])
 
 
 def digits_agreement(checkpoint: str, count: int, side: int, work: Path) -> str:
@@ -174,9 +171,10 @@ def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | N
         keras_run = keras_runner(work, options.threads, notes) if options.keras else None
         prep = PhotoPrep(224, crop_fraction=0.875)
 
+        peer_load = functools.partial(torchvision_load, transform=peer_transform)
+
         def peer_one(path: Path) -> int:
-            x = peer_transform(Image.open(path).convert("RGB"))[None].numpy()
-            return int(peer_run(x).argmax())
+            return int(peer_run(peer_load(path)[None].numpy()).argmax())
 
         def keras_one(path: Path) -> int:
             assert keras_run is not None
@@ -221,13 +219,13 @@ def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | N
             say(f"a folder of {count} {kind} photos")
             photos = make_photos(work, kind, count)
             t = time.perf_counter()
-            loader = torch.utils.data.DataLoader(PeerDataset(photos, peer_transform), batch_size=8, num_workers=2)
+            loader = torch.utils.data.DataLoader(PhotoFiles(photos, peer_load), batch_size=8, num_workers=2)
             peer_top = [peer_run(batch.numpy()).argmax(1) for batch in loader]
             peer_s = time.perf_counter() - t
             keras_rate = None
             if keras_run is not None:
                 t = time.perf_counter()
-                keras_loader = torch.utils.data.DataLoader(KerasDataset(photos), batch_size=8, num_workers=2)
+                keras_loader = torch.utils.data.DataLoader(PhotoFiles(photos, keras_load), batch_size=8, num_workers=2)
                 for batch in keras_loader:
                     keras_run(batch.numpy())
                 keras_rate = count / (time.perf_counter() - t)

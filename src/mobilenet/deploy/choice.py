@@ -10,15 +10,13 @@ or an engine not installed is ignored, and `predict` says why.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mobilenet.deploy import engines
 from mobilenet.deploy.mobile import Preprocessing
+from mobilenet.download import sha256sum
 from mobilenet.files import atomic_path
 
 CHOICE_FILE = "choice.json"
@@ -27,11 +25,7 @@ USABLE = ("openvino", "onnxruntime")  # engines `predict` can feed uint8 pixels 
 
 def checkpoint_stamp(path: Path) -> dict[str, Any]:
     """What identifies a checkpoint's contents wherever the run is moved or copied: size and SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"checkpoint_size": path.stat().st_size, "checkpoint_sha256": digest.hexdigest()}
+    return {"checkpoint_size": path.stat().st_size, "checkpoint_sha256": sha256sum(path)}
 
 
 def _file_stamp(path: Path) -> dict[str, int]:
@@ -92,49 +86,14 @@ def chosen_runner(deploy_dir: Path, checkpoint: Path, pre: Preprocessing, thread
     """A callable from uint8 (N, H, W, 3) pixels to logits on the recorded engine and file, and its name;
     (None, why not) when there is no usable choice ("" when none was recorded).
 
-    On OpenVINO the conversion to float, the normalisation and the layout change are added to the graph
-    with its pre-processing API, so the pixels go in as they are; onnxruntime gets them normalised here."""
+    The conversion to float, the normalisation and the layout change are the engine's (`engines.load`'s
+    `pixels`): inside the graph on OpenVINO, in NumPy before onnxruntime."""
     record, why = read_choice(deploy_dir, checkpoint, pre.resolution)
     if record is None:
         return None, why
     path, engine, precision = deploy_dir / record["file"], record["engine"], record["precision"]
     try:
-        if engine == "openvino":
-            return _openvino_uint8(
-                path, pre, precision, threads
-            ), f"{engine} {precision} (quantize's choice, {path.name})"
-        run = engines.load(path, engine, threads=threads, precision=precision)
+        run = engines.load(path, engine, threads=threads, precision=precision, pixels=(pre.mean, pre.std))
     except Exception as err:  # a damaged file: the default engine still answers
         return None, f"{path.name} cannot be loaded by {engine} ({type(err).__name__}: {str(err)[:200]})"
-    mean = np.asarray(pre.mean, np.float32)[:, None, None] * 255
-    std = np.asarray(pre.std, np.float32)[:, None, None] * 255
-
-    def run_ort(pixels: np.ndarray) -> np.ndarray:
-        x = (pixels.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std
-        return np.asarray(run(np.ascontiguousarray(x)))
-
-    return run_ort, f"{engine} {precision} (quantize's choice, {path.name})"
-
-
-def _openvino_uint8(path: Path, pre: Preprocessing, precision: str, threads: int) -> Any:
-    import openvino as ov
-    from openvino.preprocess import PrePostProcessor
-
-    core = ov.Core()
-    model = core.read_model(str(path))
-    ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
-    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
-    steps.mean([m * 255 for m in pre.mean]).scale([s * 255 for s in pre.std])
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = str(threads)
-    compiled = core.compile_model(ppp.build(), "CPU", config)
-    request = compiled.create_infer_request()
-
-    def run(pixels: np.ndarray) -> np.ndarray:
-        request.infer({0: pixels})
-        return request.get_output_tensor(0).data.copy()
-
-    return run
+    return run, f"{engine} {precision} (quantize's choice, {path.name})"

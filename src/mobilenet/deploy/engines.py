@@ -78,9 +78,18 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def load(path: str | Path, engine: str = "onnxruntime", *, threads: int = 0, precision: str = "fp32") -> Runner:
+def load(
+    path: str | Path,
+    engine: str = "onnxruntime",
+    *,
+    threads: int = 0,
+    precision: str = "fp32",
+    pixels: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+) -> Runner:
     """A callable running the ONNX file at `path` on `engine`. `precision` is the path's name: "bf16" asks
-    OpenVINO for bf16 inference; "fp32" and "int8" compute as the file says (a QDQ file runs in int8)."""
+    OpenVINO for bf16 inference; "fp32" and "int8" compute as the file says (a QDQ file runs in int8).
+    `pixels=(mean, std)`: the callable takes uint8 (N, H, W, C) pixels for the file's normalised float
+    NCHW input; OpenVINO converts them inside the graph (its pre-processing API), onnxruntime in NumPy."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
     if engine == "onnxruntime":
@@ -88,8 +97,12 @@ def load(path: str | Path, engine: str = "onnxruntime", *, threads: int = 0, pre
             raise ValueError("onnxruntime has no bf16 CPU path; use --engine openvino for bf16")
         session = onnxruntime_session(path, threads=threads)
         name = session.get_inputs()[0].name
+        if pixels is not None:
+            mean, std = (np.asarray(v, np.float32)[:, None, None] * 255 for v in pixels)
 
         def run_ort(x: np.ndarray) -> np.ndarray:
+            if pixels is not None:
+                x = np.ascontiguousarray((x.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std)
             return session.run(None, {name: x})[0]
 
         return run_ort
@@ -106,7 +119,10 @@ def load(path: str | Path, engine: str = "onnxruntime", *, threads: int = 0, pre
         else:
             config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
-            compiled = core.compile_model(str(path), "CPU", config)
+            model = core.read_model(str(path))
+            if pixels is not None:
+                model = _uint8_nhwc(ov, model, *pixels)
+            compiled = core.compile_model(model, "CPU", config)
         except Exception as err:
             raise ValueError(f"OpenVINO cannot load {path}: {err}") from None
         request = compiled.create_infer_request()
@@ -117,6 +133,18 @@ def load(path: str | Path, engine: str = "onnxruntime", *, threads: int = 0, pre
 
         return run_ov
     raise ValueError(f"unknown engine {engine!r}; expected one of: {', '.join(ENGINES)}")
+
+
+def _uint8_nhwc(ov: Any, model: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
+    """`model` taking uint8 NHWC pixels: cast, normalisation and layout change added to its graph."""
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+    steps.mean([m * 255 for m in mean]).scale([s * 255 for s in std])
+    return ppp.build()
 
 
 @dataclass
