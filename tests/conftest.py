@@ -3,6 +3,7 @@ with CUDA-only torchvision wheels; a test that needs a missing peer is skipped."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -43,12 +44,61 @@ def import_keras() -> ModuleType:
     return keras
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (one worker process per core) each worker is pinned to its own share of the
+    cores: the library sizes its thread pools from the cores it may use, and so do the processes the
+    tests start, so the workers never fight over a core (spinning thread pools make that very slow)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    count, index = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), int(worker.removeprefix("gw"))
+    share = len(cores) // count
+    if share >= 1:
+        mine = set(cores[index * share : (index + 1) * share])
+        os.sched_setaffinity(0, mine)
+        torch.set_num_threads(len(mine))
+
+
+MAIN_JOB_FIRST = "test_main_job_reaches_98_percent"
+ALONE_FIRST = "test_main_job_with_ema_stays_within_a_point"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The two main-job trainings first (xdist hands items out round robin, so one worker starts each),
+    the tests that share the trained run last, so that the other tests fill the time it trains."""
+
+    def rank(item: pytest.Item) -> int:
+        name = getattr(item, "originalname", item.name)
+        if name == ALONE_FIRST:
+            return 0
+        if name == MAIN_JOB_FIRST:
+            return 1
+        return 3 if "digits_run" in getattr(item, "fixturenames", ()) else 2
+
+    items.sort(key=rank)  # stable: the order within each rank is kept
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README's main job (`mobilenet train`), run once per session and shared by every test module
-    that needs a trained checkpoint. Tests may add files to the run directory but never change its own."""
+    """The README's main job (`mobilenet train`), run once per test run and shared by every test module
+    that needs a trained checkpoint. With pytest-xdist the first worker to need it trains it (the others
+    wait on a file lock), and each worker gets its own copy of the run directory, so a test may add files
+    to it without seeing another worker's half-written ones; no test changes what training wrote."""
+    import shutil
+
+    from filelock import FileLock
+
     from mobilenet.cli import main
 
-    out = tmp_path_factory.mktemp("main-job") / "digits"
-    assert main(["train", "--out", str(out)]) == 0
-    return out
+    mine = tmp_path_factory.getbasetemp()
+    shared = mine.parent if "PYTEST_XDIST_WORKER" in os.environ else mine
+    trained = shared / "main-job" / "digits"
+    with FileLock(str(shared / "main-job.lock")):
+        if not (shared / "main-job" / "done").is_file():
+            shutil.rmtree(trained, ignore_errors=True)
+            assert main(["train", "--out", str(trained)]) == 0
+            (shared / "main-job" / "done").touch()
+    if shared == mine:
+        return trained
+    return Path(shutil.copytree(trained, tmp_path_factory.mktemp("main-job") / "digits"))

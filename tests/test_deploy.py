@@ -130,8 +130,18 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(digits_run: Path, tmp_pat
     from mobilenet.deploy.predict import predict
 
     run = shutil.copytree(digits_run, tmp_path / "run")  # quantized in place: deploy/ inside the run
-    out = _cli("quantize", str(run), "--calibration", "64")
+    # LiteRT as well, timed beside the ONNX engines (ExecuTorch goes through the same code; its exports
+    # are checked in test_mobile.py)
+    out = _cli("quantize", str(run), "--calibration", "64", "--mobile", "litert")
     assert "smaller" in out and "onnxruntime  int8  top-1" in out and "picked" in out
+    fp32 = float(out.split("PyTorch fp32: ")[1].split("%")[0])
+    for precision in ("fp32", "int8"):  # accuracy on the held-out digits: int8 within a point, fp32 the same
+        line = next(line for line in out.splitlines() if line.startswith(f"  {'litert':<12} {precision:<5} top-1"))
+        assert float(line.split("top-1 ")[1].split("%")[0]) >= fp32 - 1.0, line
+    table = out[out.index("engine choice") :]
+    timed = [line[3:].split()[0] for line in table.splitlines()[1:] if line[:3] in ("-> ", "   ")]
+    assert timed.count("litert") == 2 and "onnxruntime" in timed
+    assert {p.name for p in (run / "deploy").iterdir()} >= {"model.tflite", "model.int8.tflite", "model.int8.onnx"}
     choice = json.loads((run / "deploy" / "choice.json").read_text())
     picked = next(line for line in out.splitlines() if line.startswith("picked"))
     assert picked.startswith(f"picked {choice['engine']} {choice['precision']} ({choice['file']})")

@@ -190,30 +190,6 @@ def test_keras_through_tflite_converter_fp32_and_full_integer(tmp_path: Path) ->
         keras_files(tmp_path, 0.25, 7, 64, ("fp32",))
 
 
-def test_quantize_includes_the_phone_runtimes_in_the_engine_choice(digits_run: Path, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    out = tmp_path / "deploy"
-    # LiteRT only: ExecuTorch goes through the same code (its exports are checked in the tests above)
-    argv = ["quantize", str(digits_run), "-o", str(out), "--calibration", "32", "--mobile", "litert"]
-    # a fresh process, as users run it: four engines' thread pools, not those of every earlier test
-    done = subprocess.run([sys.executable, "-m", "mobilenet", *argv], capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    text = done.stdout
-    for precision in ("fp32", "int8"):
-        assert f"  {'litert':<12} {precision:<5} top-1" in text  # accuracy on the held-out digits
-    choice = text[text.index("engine choice") :]
-    timed = [line[3:].split()[0] for line in choice.splitlines()[1:] if line[:3] in ("-> ", "   ")]
-    assert timed.count("litert") == 2 and "onnxruntime" in timed  # timed beside the ONNX engines
-    assert {p.name for p in out.iterdir()} >= {"model.tflite", "model.int8.tflite", "model.int8.onnx"}
-    lines = [line for line in text.splitlines() if line.strip().startswith("litert")]
-    fp32 = float(text.split("PyTorch fp32: ")[1].split("%")[0])
-    for line in lines:
-        top1 = float(line.split("top-1 ")[1].split("%")[0])
-        assert top1 >= fp32 - 1.0, line  # int8 within a point, fp32 the same
-
-
 def test_the_cpp_snippet_in_the_docs_compiles_against_executorch_headers(tmp_path: Path) -> None:
     """The app-side C++ in docs/deploy-mobile.md, type-checked against the installed ExecuTorch's own
     headers (the wheel ships them; its libraries are not linked here, so this stops at compilation)."""

@@ -27,7 +27,7 @@ from mobilenet.weights import (
 )
 from mobilenet.weights.layouts import tensor_table
 
-TOL = 1e-4
+TOL = 2e-4  # float32 rounding: sums in another order (another thread count) moved outputs by 1.0e-4
 
 
 def _ours(converted: Any) -> torch.nn.Module:

@@ -7,6 +7,7 @@ import json
 import sys
 
 from mobilenet.config import ARCHS
+from mobilenet.cores import inference_threads
 
 
 def bench(args: argparse.Namespace) -> str:
@@ -30,7 +31,11 @@ def bench(args: argparse.Namespace) -> str:
         if min(args.photo_counts) < 0 or not any(args.photo_counts):
             raise ValueError(f"--photo-counts must be >= 0 and not all 0, got {args.photo_counts}")
         photo_options = PhotoBenchOptions(
-            threads=args.threads, latency=latency, folder_web=web, folder_camera=camera, checkpoint=args.checkpoint
+            threads=inference_threads(args.threads),
+            latency=latency,
+            folder_web=web,
+            folder_camera=camera,
+            checkpoint=args.checkpoint,
         )
         return bench_photos(photo_options, progress=lambda m: print(f"timing {m}", file=sys.stderr))
     if args.weights and args.checkpoint:
@@ -41,7 +46,7 @@ def bench(args: argparse.Namespace) -> str:
         model=model,
         resolution=args.resolution,
         batches=tuple(args.batch),
-        threads=args.threads,
+        threads=inference_threads(args.threads),
         runs=args.runs,
         seconds=args.seconds,
         splits=tuple(args.split or ()),
@@ -63,7 +68,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cifar", action="store_true", help="CIFAR variant of the random-weight model")
     p.add_argument("--resolution", type=int, help="default 224, or the checkpoint's training resolution")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
-    p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="inference threads (default 2, or the cores available if fewer)"
+    )
     p.add_argument("--runs", type=int, default=30, help="timed runs per path, at least (default 30)")
     p.add_argument(
         "--seconds", type=float, default=1.0, help="timed seconds per path and batch size, at least (default 1)"

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from mobilenet.config import ARCHS
+from mobilenet.cores import inference_threads
 
 if TYPE_CHECKING:
     from mobilenet.checkpoint import Expected
@@ -107,7 +108,7 @@ def quantize(args: argparse.Namespace) -> str:
             args.data_dir,
             args.output,
             calibration=args.calibration,
-            threads=args.threads,
+            threads=inference_threads(args.threads),
             engine=args.engine,
         )
         return report.text()
@@ -120,7 +121,7 @@ def quantize(args: argparse.Namespace) -> str:
         data=data,
         calibration=args.calibration,
         qat_epochs=args.qat_epochs,
-        threads=args.threads,
+        threads=inference_threads(args.threads),
         engine=args.engine,
         expect=_expected(args),
         mobile=tuple(args.mobile or ()),
@@ -218,7 +219,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     p.add_argument("--data-dir", help="the data set's folder or archive (default: the checkpoint's)")
-    p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="inference threads (default 2, or the cores available if fewer)"
+    )
     p.add_argument(
         "--engine",
         default="auto",

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mobilenet.cores import restores_torch_threads
 from mobilenet.deploy.measure import Timing, engine_memory, peak_allocated, time_fn
 from mobilenet.models import MobileNet
 
@@ -78,6 +79,7 @@ def torch_paths(model: MobileNet, splits: list[int] | None = None, *, channels_l
     return paths
 
 
+@restores_torch_threads
 def run_paths(
     paths: list[BenchPath],
     *,

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
+from mobilenet.cores import restores_torch_threads
 from mobilenet.data.photos import PhotoPrep, load_pixels
 from mobilenet.deploy.engines import load
 from mobilenet.deploy.export import onnx_export
@@ -144,6 +145,7 @@ class PhotoBenchOptions:
     keras: bool = True  # Keras' pipeline too, where TensorFlow is installed (its conversion takes ~20 s)
 
 
+@restores_torch_threads
 def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | None = None) -> str:
     """Run every workload and return the report table."""
     say = progress or (lambda _: None)

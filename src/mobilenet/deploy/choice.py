@@ -14,13 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mobilenet.cores import inference_threads
 from mobilenet.deploy import engines
 from mobilenet.deploy.mobile import Preprocessing
+from mobilenet.deploy.quantize import MOBILE
 from mobilenet.download import sha256sum
 from mobilenet.files import atomic_path
 
 CHOICE_FILE = "choice.json"
-USABLE = ("openvino", "onnxruntime")  # engines `predict` can feed uint8 pixels here (phone runtimes are not)
 
 
 def checkpoint_stamp(path: Path) -> dict[str, Any]:
@@ -66,9 +67,7 @@ def read_choice(deploy_dir: Path, checkpoint: Path, resolution: int) -> tuple[di
     try:
         record = json.loads(path.read_text())
         engine, file = record["engine"], deploy_dir / record["file"]
-        if engine not in USABLE:
-            return None, f"its engine, {engine}, is a phone runtime"
-        if engine not in engines.available():
+        if engine not in engines.available() and engine not in MOBILE:
             return None, f"{engine} is not installed"
         if record["resolution"] != resolution:
             return None, f"it was made at {record['resolution']} px, this prediction runs at {resolution}"
@@ -87,13 +86,28 @@ def chosen_runner(deploy_dir: Path, checkpoint: Path, pre: Preprocessing, thread
     (None, why not) when there is no usable choice ("" when none was recorded).
 
     The conversion to float, the normalisation and the layout change are the engine's (`engines.load`'s
-    `pixels`): inside the graph on OpenVINO, in NumPy before onnxruntime."""
+    `pixels`): inside the graph on OpenVINO, in NumPy before onnxruntime and the phone runtimes (LiteRT,
+    ExecuTorch, when `quantize --mobile` timed them and one was fastest)."""
     record, why = read_choice(deploy_dir, checkpoint, pre.resolution)
     if record is None:
         return None, why
     path, engine, precision = deploy_dir / record["file"], record["engine"], record["precision"]
     try:
-        run = engines.load(path, engine, threads=threads, precision=precision, pixels=(pre.mean, pre.std))
+        run = _load(path, engine, precision, pre, threads)
     except Exception as err:  # a damaged file: the default engine still answers
         return None, f"{path.name} cannot be loaded by {engine} ({type(err).__name__}: {str(err)[:200]})"
     return run, f"{engine} {precision} (quantize's choice, {path.name})"
+
+
+def _load(path: Path, engine: str, precision: str, pre: Preprocessing, threads: int) -> Any:
+    if engine not in MOBILE:
+        return engines.load(path, engine, threads=threads, precision=precision, pixels=(pre.mean, pre.std))
+    from mobilenet.deploy.mobile import RUNNERS
+
+    net = RUNNERS[MOBILE[engine][0]](path, inference_threads(threads))
+    to_float = engines.pixels_to_nchw(pre.mean, pre.std)
+
+    def run(pixels: Any) -> Any:
+        return net(to_float(pixels))
+
+    return run

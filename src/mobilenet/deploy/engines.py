@@ -97,13 +97,10 @@ def load(
             raise ValueError("onnxruntime has no bf16 CPU path; use --engine openvino for bf16")
         session = onnxruntime_session(path, threads=threads)
         name = session.get_inputs()[0].name
-        if pixels is not None:
-            mean, std = (np.asarray(v, np.float32)[:, None, None] * 255 for v in pixels)
+        to_float = pixels_to_nchw(*pixels) if pixels is not None else None
 
         def run_ort(x: np.ndarray) -> np.ndarray:
-            if pixels is not None:
-                x = np.ascontiguousarray((x.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std)
-            return session.run(None, {name: x})[0]
+            return session.run(None, {name: to_float(x) if to_float is not None else x})[0]
 
         return run_ort
     if engine == "openvino":
@@ -133,6 +130,17 @@ def load(
 
         return run_ov
     raise ValueError(f"unknown engine {engine!r}; expected one of: {', '.join(ENGINES)}")
+
+
+def pixels_to_nchw(mean: tuple[float, ...], std: tuple[float, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 (N, H, W, C) pixels -> the normalised float32 (N, C, H, W) input, in NumPy (for engines
+    without a pre-processing graph of their own)."""
+    m, s = (np.asarray(v, np.float32)[:, None, None] * 255 for v in (mean, std))
+
+    def convert(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray((x.transpose(0, 3, 1, 2).astype(np.float32) - m) / s)
+
+    return convert
 
 
 def _uint8_nhwc(ov: Any, model: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:

@@ -14,7 +14,6 @@ preprocessing up to resize details); `predict --full-decode` selects it.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mobilenet.cores import available_cores
 from mobilenet.data.photos import PhotoPrep, load_pixels
 from mobilenet.deploy.mobile import Preprocessing, Uint8NHWC
 from mobilenet.download import cache_home
@@ -105,7 +105,7 @@ def label_photos(
     in this one, so the two overlap."""
     names = [str(p) for p in paths]
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if len(names) >= 16 else 0
+        workers = available_cores() if len(names) >= 16 else 0
     pending: list[tuple[str, np.ndarray]] = []
 
     def flush() -> Iterator[Labelled]:

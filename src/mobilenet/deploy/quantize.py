@@ -21,6 +21,7 @@ import torch
 
 from mobilenet.checkpoint import Checkpoint, Expected
 from mobilenet.config import DataConfig
+from mobilenet.cores import inference_threads
 from mobilenet.data.splits import Split, load_splits
 from mobilenet.deploy import engines
 from mobilenet.deploy.export import export_onnx
@@ -61,7 +62,7 @@ class QuantizeReport:
         if engine in MOBILE:
             from mobilenet.deploy.mobile import RUNNERS
 
-            return RUNNERS[MOBILE[engine][0]](self.file(precision, engine), threads or 2)
+            return RUNNERS[MOBILE[engine][0]](self.file(precision, engine), inference_threads(threads))
         return engines.load(self.file(precision), engine, threads=threads, precision=precision)
 
     def top1(self, engine: str, precision: str) -> float:
@@ -117,7 +118,7 @@ def _mobile_accuracy(
             with atomic_path(path, suffix) as tmp:
                 WRITERS[fmt](folded, tmp, example, calibration if precision == "int8" else None)
             report.files[(engine, precision)] = path
-            run = RUNNERS[fmt](path, threads or 2)
+            run = RUNNERS[fmt](path, inference_threads(threads))
             report.accuracy.append(EngineAccuracy(engine, precision, accuracy(run, test)))
 
 
@@ -271,5 +272,5 @@ def quantize_model(
     if "openvino" not in engines.available():
         report.notes.append("OpenVINO not installed: pip install 'mobilenet[openvino]' to check it too")
     if engine == "auto":
-        report.choice = engines.choose(report, threads=threads or 2)
+        report.choice = engines.choose(report, threads=inference_threads(threads))
     return report

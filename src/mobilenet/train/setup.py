@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from torch import nn
 
 from mobilenet.checkpoint import Checkpoint
 from mobilenet.config import TrainConfig
+from mobilenet.cores import available_cores
 from mobilenet.data.splits import Split
 from mobilenet.files import LAST, run_lock
 from mobilenet.train import distributed
@@ -29,8 +29,7 @@ def set_threads(cfg: TrainConfig, ctx: distributed.Context) -> int:
     threads than cores makes every step wait on the slowest (an epoch ran 8x slower oversubscribed)."""
     threads = cfg.threads
     if not threads:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, cores // ctx.local_world)
+        threads = max(1, available_cores() // ctx.local_world)
     torch.set_num_threads(threads)
     return threads
 
