@@ -117,3 +117,34 @@ def test_lecture_example_matches_keras_itself() -> None:
     c = compare_separable(3, 3, 6, 28)
     assert model.output_shape == (None, 28, 28, 6)
     assert model.count_params() == c.separable_params(bias=True) == 54
+
+
+def test_inference_threads_follow_the_cores_a_process_may_use() -> None:
+    """Default inference threads: 2, or fewer when the process is pinned to fewer cores (taskset, a
+    container): more threads than cores make spinning thread pools wait on each other."""
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from mobilenet.cores import available_cores, inference_threads; "
+        "print(available_cores(), inference_threads(), inference_threads(3))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "3"]
+
+
+def test_a_benchmark_gives_pytorchs_thread_count_back() -> None:
+    import torch
+
+    from mobilenet.cores import restores_torch_threads
+
+    @restores_torch_threads
+    def timing_on_one_thread() -> int:
+        torch.set_num_threads(1)
+        return torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        assert timing_on_one_thread() == 1 and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

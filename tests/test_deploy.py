@@ -163,6 +163,21 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(digits_run: Path, tmp_pat
     assert f"inference: {choice['engine']} {choice['precision']} (quantize's choice" in err
     plain = predict(run, photos, 1, engine="torch")
     assert sum(a == b.labels for a, b in zip(fast, plain, strict=True)) >= 11
+    # a phone runtime's file, when it was the fastest (it may be): predict runs it too
+    from mobilenet.checkpoint import Checkpoint
+    from mobilenet.deploy.choice import write_choice
+    from mobilenet.deploy.engines import EngineChoice
+
+    phone = shutil.copytree(run, tmp_path / "phone")
+    litert = EngineChoice(
+        "litert", "int8", phone / "deploy" / "model.int8.tflite", {}, {("litert", "int8"): 0.99}, 0.99, 0.01
+    )
+    ckpt_path = Checkpoint.load(phone).path
+    assert ckpt_path is not None
+    write_choice(phone / "deploy", litert, ckpt_path, 32, litert.path)
+    labels, err = predict_cli(phone, photos)
+    assert "inference: litert int8 (quantize's choice, model.int8.tflite)" in err
+    assert sum(a == b.labels for a, b in zip(labels, plain, strict=True)) >= 11
     moved = shutil.copytree(run, tmp_path / "moved")  # a copied or moved run keeps its choice
     assert "(quantize's choice" in predict_cli(moved, photos[:1])[1]
     chosen = moved / "deploy" / choice["file"]
