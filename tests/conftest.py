@@ -48,6 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (one worker process per core) each worker is pinned to its own share of the
     cores: the library sizes its thread pools from the cores it may use, and so do the processes the
     tests start, so the workers never fight over a core (spinning thread pools make that very slow)."""
+    # processes the converters start write their imports' deprecation warnings straight to the terminal
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None or not hasattr(os, "sched_setaffinity"):
         return
