@@ -67,18 +67,27 @@ ALONE_FIRST = "test_main_job_with_ema_stays_within_a_point"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The two main-job trainings first (xdist hands items out round robin, so one worker starts each),
-    the tests that share the trained run last, so that the other tests fill the time it trains."""
+    """Order the suite for pytest-xdist's work-stealing scheduler, which hands worker k the k-th run of
+    len(items) // workers consecutive items and lets an idle worker take the tail of another's queue:
+    - the first worker starts with the main job with `--ema-decay`, the second with the main job, so the
+      two long trainings run side by side;
+    - the tests that share the trained run follow the main job on its worker, so none waits for it;
+    - slow tests come before quick ones, so what is left to steal at the end is small."""
 
-    def rank(item: pytest.Item) -> int:
-        name = getattr(item, "originalname", item.name)
-        if name == ALONE_FIRST:
-            return 0
-        if name == MAIN_JOB_FIRST:
-            return 1
-        return 3 if "digits_run" in getattr(item, "fixturenames", ()) else 2
+    def name(item: pytest.Item) -> str:
+        return getattr(item, "originalname", item.name)
 
-    items.sort(key=rank)  # stable: the order within each rank is kept
+    def slow_first(group: list[pytest.Item]) -> list[pytest.Item]:
+        return sorted(group, key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+    alone = [item for item in items if name(item) == ALONE_FIRST]
+    main_job = [item for item in items if name(item) == MAIN_JOB_FIRST]
+    rest = [item for item in items if item not in alone and item not in main_job]
+    shared = slow_first([item for item in rest if "digits_run" in getattr(item, "fixturenames", ())])
+    others = slow_first([item for item in rest if item not in shared])
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    first = max(0, len(items) // max(workers, 2) - len(alone))
+    items[:] = alone + others[:first] + main_job + shared + others[first:]
 
 
 @pytest.fixture(scope="session")

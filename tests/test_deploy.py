@@ -114,6 +114,7 @@ def test_int8_keeps_digits_accuracy_within_one_point(digits_run: Path, tmp_path:
     assert "picked" in choice.text()
 
 
+@pytest.mark.slow
 def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path, tmp_path: Path) -> None:
     report = quantize_checkpoint(digits_run, tmp_path / "qat", calibration=64, qat_epochs=1, engine="none")
     assert report.choice is None
@@ -121,6 +122,7 @@ def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path,
     assert report.top1("onnxruntime", "int8") >= report.top1("onnxruntime", "fp32") - 0.01
 
 
+@pytest.mark.slow
 def test_quantize_cli_prints_sizes_accuracy_and_choice(digits_run: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -293,6 +295,7 @@ def test_exported_graph_names_its_input_and_output(tmp_path: Path) -> None:
     assert graph.output[0].type.tensor_type.shape.dim[1].dim_value == 7
 
 
+@pytest.mark.slow
 def test_bench_cli_times_ours_and_the_peers() -> None:
     argv = ["bench", "--width", "0.35", "--resolution", "64", "--batch", "1", "--runs", "5", "--seconds", "0.1",
             "--engine", "torch", "onnxruntime", "openvino", "--precision", "fp32", "int8"]  # fmt: skip

@@ -292,6 +292,7 @@ def test_truncated_and_unsafe_archives_are_refused(
     assert not (tmp_path / "escape.ckpt.index").exists() and _cache_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_eval_weights_on_a_folder_uses_the_weights_preprocessing(
     server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -80,6 +80,7 @@ def test_tflite_fp32_from_checkpoint(digits_run: Path, capsys: pytest.CaptureFix
     assert np.abs(run(x.numpy()) - ref).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_executorch_fp32_uint8_nhwc(digits_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "camera.pte"
     result = export_checkpoint_mobile(digits_run, out, fmt="executorch", uint8_nhwc=True)
@@ -96,6 +97,7 @@ def test_executorch_fp32_uint8_nhwc(digits_run: Path, tmp_path: Path) -> None:
     assert np.abs(mobile.pte_runner(out)(pixels.numpy()) - ref).max() < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt,uint8_nhwc", [("tflite", True), ("executorch", False)])
 def test_int8_within_one_point(digits_run: Path, tmp_path: Path, fmt: str, uint8_nhwc: bool) -> None:
     out = tmp_path / f"q{mobile.SUFFIXES[fmt]}"
@@ -111,6 +113,7 @@ def test_int8_within_one_point(digits_run: Path, tmp_path: Path, fmt: str, uint8
     assert out.stat().st_size < 0.5 * 4 * count_params(Checkpoint.load(digits_run).build_model())
 
 
+@pytest.mark.slow
 def test_export_from_converted_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mobilenet.weights import convert_tensors, save_weights
 
@@ -160,6 +163,7 @@ def test_failed_check_writes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         export_mobile(model, tmp_path / "m.tflite", fmt="tflite", pre=PRE, int8=True)
 
 
+@pytest.mark.slow
 def test_bench_times_the_phone_runtimes_beside_the_peers() -> None:
     """`mobilenet bench --engine litert`: ours and torchvision's model through the same exporter and runtime."""
     done = subprocess.run(
@@ -179,6 +183,7 @@ def test_bench_times_the_phone_runtimes_beside_the_peers() -> None:
         assert any("TFLiteConverter paths skipped" in n and "mobilenet[tensorflow]" in n for n in data["notes"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not has_tensorflow(), reason="TensorFlow (the benchmark extra) is not installed")
 def test_keras_through_tflite_converter_fp32_and_full_integer(tmp_path: Path) -> None:
     files = keras_files(tmp_path, 0.5, 7, 64, ("fp32", "int8"))

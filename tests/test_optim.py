@@ -121,6 +121,7 @@ def test_the_chosen_precision_is_saved_for_resume(tmp_path: Path, monkeypatch: p
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["precision"] == "fp32"
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path: Path) -> None:
     """torchrun with 2 x 128 images per step must use the learning rate of a 256-image batch."""
     common = ["train", "--arch", "mobilenet_v1", "--width", "0.25", "--resolution", "16", "--epochs", "2",

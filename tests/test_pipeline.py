@@ -138,6 +138,7 @@ def test_folder_evaluation_decodes_large_jpegs_at_reduced_size(tmp_path: Path) -
     assert fast.shape == full.shape == (3, 64, 64) and 0 < diff < 4  # different decoding, the same picture
 
 
+@pytest.mark.slow
 def test_bench_photos_cli_times_both_pipelines(
     digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

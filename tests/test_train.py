@@ -75,6 +75,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return Checkpoint.load(path).weights
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
     args = ["train", *TINY, "--epochs", "4", "--precision", "fp32", "--resolution", "16"]
     subprocess.run(_cli(*args, "--out", str(tmp_path / "straight")), check=True, capture_output=True)
@@ -241,6 +242,7 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
@@ -371,6 +373,7 @@ def test_step_checkpoints_resume_mid_epoch_exactly(tmp_path: Path, monkeypatch: 
     assert a["train_loss"] == pytest.approx(b["train_loss"]) and a["test_acc"] == b["test_acc"]
 
 
+@pytest.mark.slow
 def test_main_job_with_ema_stays_within_a_point(tmp_path: Path) -> None:
     """`--ema-decay 0.9999` (the docs' value) on the main job: with TensorFlow's warm-up ramp the average
     tracks the weights on a short run, so it ends within a point of the weights it averaged, which are
