@@ -14,10 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mobilenet.cores import inference_threads
 from mobilenet.deploy import engines
 from mobilenet.deploy.mobile import Preprocessing
-from mobilenet.deploy.quantize import MOBILE
 from mobilenet.download import sha256sum
 from mobilenet.files import atomic_path
 
@@ -67,7 +65,7 @@ def read_choice(deploy_dir: Path, checkpoint: Path, resolution: int) -> tuple[di
     try:
         record = json.loads(path.read_text())
         engine, file = record["engine"], deploy_dir / record["file"]
-        if engine not in engines.available() and engine not in MOBILE:
+        if engine not in engines.available() and engine not in engines.PHONE_RUNTIMES:
             return None, f"{engine} is not installed"
         if record["resolution"] != resolution:
             return None, f"it was made at {record['resolution']} px, this prediction runs at {resolution}"
@@ -93,21 +91,7 @@ def chosen_runner(deploy_dir: Path, checkpoint: Path, pre: Preprocessing, thread
         return None, why
     path, engine, precision = deploy_dir / record["file"], record["engine"], record["precision"]
     try:
-        run = _load(path, engine, precision, pre, threads)
+        run = engines.load(path, engine, threads=threads, precision=precision, pixels=(pre.mean, pre.std))
     except Exception as err:  # a damaged file: the default engine still answers
         return None, f"{path.name} cannot be loaded by {engine} ({type(err).__name__}: {str(err)[:200]})"
     return run, f"{engine} {precision} (quantize's choice, {path.name})"
-
-
-def _load(path: Path, engine: str, precision: str, pre: Preprocessing, threads: int) -> Any:
-    if engine not in MOBILE:
-        return engines.load(path, engine, threads=threads, precision=precision, pixels=(pre.mean, pre.std))
-    from mobilenet.deploy.mobile import RUNNERS
-
-    net = RUNNERS[MOBILE[engine][0]](path, inference_threads(threads))
-    to_float = engines.pixels_to_nchw(pre.mean, pre.std)
-
-    def run(pixels: Any) -> Any:
-        return net(to_float(pixels))
-
-    return run

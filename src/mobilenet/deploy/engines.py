@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mobilenet.cores import inference_threads
 from mobilenet.deploy.measure import Timing, time_fn
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 Runner = Callable[[np.ndarray], np.ndarray]
 ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8", "bf16")
+# phone runtimes -> the file format each runs (deploy/mobile.py); `load` runs their files too
+PHONE_RUNTIMES: dict[str, str] = {"litert": "tflite", "executorch": "executorch"}
 
 
 def _require(module: str, extra: str) -> Any:
@@ -86,12 +89,21 @@ def load(
     precision: str = "fp32",
     pixels: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> Runner:
-    """A callable running the ONNX file at `path` on `engine`. `precision` is the path's name: "bf16" asks
+    """A callable running the ONNX file at `path` on `engine` (or a phone runtime's file on LiteRT or
+    ExecuTorch). `precision` is the path's name: "bf16" asks
     OpenVINO for bf16 inference; "fp32" and "int8" compute as the file says (a QDQ file runs in int8).
     `pixels=(mean, std)`: the callable takes uint8 (N, H, W, C) pixels for the file's normalised float
     NCHW input; OpenVINO converts them inside the graph (its pre-processing API), onnxruntime in NumPy."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+    if engine in PHONE_RUNTIMES:  # a .tflite / .pte file (its own precision); normalised in NumPy
+        from mobilenet.deploy.mobile import RUNNERS
+
+        net = RUNNERS[PHONE_RUNTIMES[engine]](path, inference_threads(threads))
+        if pixels is None:
+            return net
+        to_nchw = pixels_to_nchw(*pixels)
+        return lambda x: net(to_nchw(x))
     if engine == "onnxruntime":
         if precision == "bf16":
             raise ValueError("onnxruntime has no bf16 CPU path; use --engine openvino for bf16")

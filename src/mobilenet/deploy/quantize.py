@@ -24,6 +24,7 @@ from mobilenet.config import DataConfig
 from mobilenet.cores import inference_threads
 from mobilenet.data.splits import Split, load_splits
 from mobilenet.deploy import engines
+from mobilenet.deploy.choice import forget_choice, write_choice
 from mobilenet.deploy.export import export_onnx
 from mobilenet.deploy.qdq import calibration_batches, quantize_onnx
 from mobilenet.files import atomic_path, beside
@@ -59,11 +60,7 @@ class QuantizeReport:
 
     def runner(self, engine: str, precision: str, threads: int) -> Any:
         """A callable running this report's file for (engine, precision): ONNX engines or phone runtimes."""
-        if engine in MOBILE:
-            from mobilenet.deploy.mobile import RUNNERS
-
-            return RUNNERS[MOBILE[engine][0]](self.file(precision, engine), inference_threads(threads))
-        return engines.load(self.file(precision), engine, threads=threads, precision=precision)
+        return engines.load(self.file(precision, engine), engine, threads=threads, precision=precision)
 
     def top1(self, engine: str, precision: str) -> float:
         return next(a.top1 for a in self.accuracy if a.engine == engine and a.precision == precision)
@@ -85,9 +82,6 @@ class QuantizeReport:
         return "\n".join(lines)
 
 
-MOBILE = {"litert": ("tflite", ".tflite"), "executorch": ("executorch", ".pte")}  # engine -> (format, suffix)
-
-
 def _mobile_accuracy(
     model: MobileNet,
     size: int,
@@ -101,13 +95,14 @@ def _mobile_accuracy(
     """The phone runtimes as candidates too: fp32 and PT2E int8 files (calibrated on the same images),
     run in LiteRT's interpreter / ExecuTorch's runtime on the held-out images."""
     from mobilenet.deploy.export import fold_bn
-    from mobilenet.deploy.mobile import RUNNERS, WRITERS, require
+    from mobilenet.deploy.mobile import SUFFIXES, WRITERS, require
 
     folded = fold_bn(model).eval()
     example = torch.from_numpy(batches[0][:1])
     calibration = [torch.from_numpy(b) for b in batches]
     for engine in mobile:
-        fmt, suffix = MOBILE[engine]
+        fmt = engines.PHONE_RUNTIMES[engine]
+        suffix = SUFFIXES[fmt]
         try:
             require(fmt)
         except ValueError as err:
@@ -118,7 +113,7 @@ def _mobile_accuracy(
             with atomic_path(path, suffix) as tmp:
                 WRITERS[fmt](folded, tmp, example, calibration if precision == "int8" else None)
             report.files[(engine, precision)] = path
-            run = RUNNERS[fmt](path, inference_threads(threads))
+            run = engines.load(path, engine, threads=threads)
             report.accuracy.append(EngineAccuracy(engine, precision, accuracy(run, test)))
 
 
@@ -175,8 +170,6 @@ def quantize_checkpoint(
         engine=engine,
         mobile=mobile,
     )
-    from mobilenet.deploy.choice import write_choice
-
     if report.choice is not None and ckpt.path is not None:
         file = report.file(report.choice.precision, report.choice.engine)
         written = write_choice(out, report.choice, ckpt.path, size, file)
@@ -235,8 +228,6 @@ def quantize_model(
         raise ValueError(f"cannot create output directory {out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise ValueError(f"cannot write to {out}")
-    from mobilenet.deploy.choice import forget_choice
-
     forget_choice(out)  # the files it named are about to be replaced
     batches = calibration_batches(train, calibration)
     notes = []
@@ -264,7 +255,7 @@ def quantize_model(
     for name, precision in engines.candidates():
         run = engines.load(report.file(precision), name, threads=threads, precision=precision)
         report.accuracy.append(EngineAccuracy(name, precision, accuracy(run, test)))
-    unknown = sorted(set(mobile) - set(MOBILE))
+    unknown = sorted(set(mobile) - set(engines.PHONE_RUNTIMES))
     if unknown:
         raise ValueError(f"unknown phone runtime {unknown[0]!r}; expected litert or executorch")
     if mobile:
