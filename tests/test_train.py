@@ -375,19 +375,20 @@ def test_step_checkpoints_resume_mid_epoch_exactly(tmp_path: Path, monkeypatch: 
 
 @pytest.mark.slow
 def test_main_job_with_ema_stays_within_a_point(tmp_path: Path) -> None:
-    """`--ema-decay 0.9999` (the docs' value) on the main job: with TensorFlow's warm-up ramp the average
-    tracks the weights on a short run, so it ends within a point of the weights it averaged, which are
-    the run without EMA (the average never feeds back into training); without the ramp it stayed at the
-    random initialisation: 10%, chance."""
+    """`--ema-decay 0.9999` (the docs' value) on the main job cut to 4 epochs (180 steps): with
+    TensorFlow's warm-up ramp the average tracks the weights on a short run, so it ends within a point of
+    the weights it averaged, which are the run without EMA (the average never feeds back into training);
+    without the ramp it stayed at the random initialisation: 10%, chance. The main job's own 98% bar is
+    `test_main_job_reaches_98_percent`'s."""
     from mobilenet.train.loop import evaluate
 
     out = tmp_path / "ema"
-    assert main(["train", "--ema-decay", "0.9999", "--out", str(out)]) == 0
+    assert main(["train", "--ema-decay", "0.9999", "--epochs", "4", "--out", str(out)]) == 0
     ema = Checkpoint.load(out)
     assert ema.train_config.ema_decay == 0.9999 and ema.training is not None and ema.training.raw_model is not None
     raw = ema.build_model()
     raw.load_state_dict(ema.training.raw_model)
     _, test = load_digits_splits()
     raw_acc = evaluate(raw, test, channels_last=False).top1
-    assert raw_acc >= 0.98  # the main job's own bar
+    assert raw_acc >= 0.95  # 97-98% after 4 epochs
     assert abs(ema.history[-1]["test_acc"] - raw_acc) <= 0.01

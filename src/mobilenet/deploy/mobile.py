@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mobilenet.deploy.export import fold_bn
+from mobilenet.deploy.export import fold_bn, out_of_place
 from mobilenet.models import MobileNet
 
 SUFFIXES = {"tflite": ".tflite", "executorch": ".pte"}
@@ -157,7 +157,7 @@ def write_tflite(module: nn.Module, path: Path, example: Tensor, calibration: Se
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
 
-    with quiet():
+    with quiet(), out_of_place(module):
         if calibration is None:
             converted = litert_torch.convert(module, (example,))
         else:
@@ -178,7 +178,7 @@ def write_pte(module: nn.Module, path: Path, example: Tensor, calibration: Seque
     )
     from executorch.exir import to_edge_transform_and_lower
 
-    with quiet():
+    with quiet(), out_of_place(module):
         if calibration is not None:
             quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
             module = _calibrated(module, example, quantizer, calibration, fold=True)
