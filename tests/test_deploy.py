@@ -19,7 +19,7 @@ from mobilenet.config import DataConfig
 from mobilenet.deploy import engines
 from mobilenet.deploy.bench_paths import BenchReport, BenchResult
 from mobilenet.deploy.bench_report import report_text
-from mobilenet.deploy.export import INPUT_NAME, export_onnx, fold_bn
+from mobilenet.deploy.export import INPUT_NAME, export_onnx, fold_bn, onnx_export, out_of_place
 from mobilenet.deploy.measure import Timing
 from mobilenet.deploy.qdq import calibration_batches
 from mobilenet.deploy.quantize import quantize_checkpoint
@@ -289,10 +289,20 @@ def test_calibration_batches_take_exactly_n_images() -> None:
 
 
 def test_exported_graph_names_its_input_and_output(tmp_path: Path) -> None:
-    path = export_onnx(mobilenet_v1(0.25, num_classes=7).eval(), tmp_path / "m.onnx", 64)
+    model = mobilenet_v1(0.25, num_classes=7).eval()
+    path = onnx_export(model, tmp_path / "m.onnx", torch.randn(2, 3, 64, 64))
     graph = onnx.load(str(path)).graph
     assert [i.name for i in graph.input] == [INPUT_NAME] and [o.name for o in graph.output] == ["logits"]
     assert graph.output[0].type.tensor_type.shape.dim[1].dim_value == 7
+    # the exporter saw the activations out of place (faster to export, same graph), and they are given
+    # back in place to the caller's model, also when the export fails
+    activations = [m for m in model.modules() if isinstance(m, torch.nn.ReLU6)]
+    assert activations and all(m.inplace for m in activations)
+    assert sum(n.op_type == "Clip" for n in graph.node) == len(activations)
+    with pytest.raises(RuntimeError, match="stop"), out_of_place(model):
+        assert not any(m.inplace for m in activations)
+        raise RuntimeError("stop")
+    assert all(m.inplace for m in activations)
 
 
 @pytest.mark.slow
