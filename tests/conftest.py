@@ -12,6 +12,16 @@ import torch
 
 from mobilenet.peers import import_peer as _import_peer
 
+# Python code that makes `import torch` fail in the process it starts, as on a machine without torch.
+BLOCK_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+"""
+
 
 def import_peer(name: str) -> ModuleType:
     """Import torchvision or timm, or skip the test if it is not installed."""

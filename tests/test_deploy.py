@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import randomize_bn
+from conftest import BLOCK_TORCH, randomize_bn
 from mobilenet.cli import main
 from mobilenet.config import DataConfig
 from mobilenet.deploy import engines
@@ -303,6 +303,14 @@ def test_exported_graph_names_its_input_and_output(tmp_path: Path) -> None:
         assert not any(m.inplace for m in activations)
         raise RuntimeError("stop")
     assert all(m.inplace for m in activations)
+    # a process that only runs the exported file needs no torch (the bench's memory probes are such)
+    probe = f"""
+import numpy as np
+from mobilenet.deploy import engines
+print(engines.load({str(path)!r}, "onnxruntime")(np.zeros((1, 3, 64, 64), "float32")).shape)
+"""
+    done = subprocess.run([sys.executable, "-c", BLOCK_TORCH + probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "(1, 7)", done.stderr[-1500:]
 
 
 @pytest.mark.slow

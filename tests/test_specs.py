@@ -8,6 +8,7 @@ from itertools import accumulate, pairwise
 
 import pytest
 
+from conftest import BLOCK_TORCH
 from mobilenet.config import ModelConfig
 from mobilenet.specs import (
     V1_LAYERS,
@@ -20,18 +21,15 @@ from mobilenet.specs import (
 )
 
 # Runs a CLI command in a process where `import torch` fails, as on a machine without it.
-NO_TORCH = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "torch":
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, NoTorch())
+NO_TORCH = (
+    BLOCK_TORCH
+    + """
 import mobilenet.config, mobilenet.specs, mobilenet.costs, mobilenet.memory, mobilenet.published, mobilenet.report
 from mobilenet.cli import build_parser, main
 build_parser()
 sys.exit(main(sys.argv[1:]))
 """
+)
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.profiler import ProfilerActivity, profile
-
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
@@ -46,6 +43,9 @@ def peak_allocated(fn: Callable[[], object]) -> int:
 
     Tensors `fn` returns count (they are alive at the end); the caller's inputs do not.
     """
+    import torch  # here, not at the top: the engines import this module, and a process that only runs an
+    from torch.profiler import ProfilerActivity, profile  # exported file needs no torch (a second less)
+
     activities = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(ProfilerActivity.CUDA)
