@@ -4,6 +4,7 @@ engine choice, the bench command, and bad input that loses nothing."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections import Counter
@@ -123,7 +124,9 @@ def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path,
 
 
 @pytest.mark.slow
-def test_quantize_cli_prints_sizes_accuracy_and_choice(digits_run: Path, tmp_path: Path) -> None:
+def test_quantize_cli_prints_sizes_accuracy_and_choice(
+    digits_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import shutil
 
     from PIL import Image
@@ -177,26 +180,34 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(digits_run: Path, tmp_pat
     ckpt_path = Checkpoint.load(phone).path
     assert ckpt_path is not None
     write_choice(phone / "deploy", litert, ckpt_path, 32, litert.path)
-    labels, err = predict_cli(phone, photos)
+    # the choice's life cycle, in this process on the LiteRT choice (OpenVINO stays out of it)
+    caplog.set_level(logging.INFO, logger="mobilenet")
+
+    def predict_here(source: Path, files: list[Path]) -> tuple[list[list[str]], str]:
+        caplog.clear()
+        labels = [p.labels for p in predict(source, files, 1)]
+        return labels, caplog.text
+
+    labels, err = predict_here(phone, photos)
     assert "inference: litert int8 (quantize's choice, model.int8.tflite)" in err
     assert sum(a == b.labels for a, b in zip(labels, plain, strict=True)) >= 11
-    moved = shutil.copytree(run, tmp_path / "moved")  # a copied or moved run keeps its choice
-    assert "(quantize's choice" in predict_cli(moved, photos[:1])[1]
-    chosen = moved / "deploy" / choice["file"]
+    moved = shutil.copytree(phone, tmp_path / "moved")  # a copied or moved run keeps its choice
+    assert "(quantize's choice" in predict_here(moved, photos[:1])[1]
+    chosen = moved / "deploy" / "model.int8.tflite"
     chosen.write_bytes(chosen.read_bytes()[:100])  # damaged since: a warning, and the default engine answers
-    labels, err = predict_cli(moved, photos[:2])
+    labels, err = predict_here(moved, photos[:2])
     assert labels[0] == plain[0].labels
     assert "not using quantize's engine choice" in err and "(quantize's choice" not in err
-    state = torch.load(run / "last.pt", weights_only=True)  # retrained since: other weights, same file name
+    state = torch.load(phone / "last.pt", weights_only=True)  # retrained since: other weights, same file name
     first = next(iter(state["model"]))
     state["model"][first] = state["model"][first] + 0.01
-    torch.save(state, run / "last.pt")
-    err = predict_cli(run, photos[:1])[1]
+    torch.save(state, phone / "last.pt")
+    err = predict_here(phone, photos[:1])[1]
     assert "made for another checkpoint" in err and "(quantize's choice" not in err
     from mobilenet.deploy.choice import forget_choice
 
-    forget_choice(run / "deploy")  # what a new quantize run does first: no stale choice survives it
-    assert "choice" not in predict_cli(run, photos[:1])[1]
+    forget_choice(phone / "deploy")  # what a new quantize run does first: no stale choice survives it
+    assert "choice" not in predict_here(phone, photos[:1])[1]
     if not HAS_OPENVINO:
         pytest.skip("OpenVINO is not installed: only onnxruntime was checked")
     lines = [line.split() for line in out.splitlines() if line.strip().startswith(("onnxruntime", "openvino"))]

@@ -19,7 +19,7 @@ from mobilenet.config import ModelConfig
 from mobilenet.deploy import mobile
 from mobilenet.deploy.keras_tflite import has_tensorflow, keras_files
 from mobilenet.deploy.mobile import Preprocessing, Uint8NHWC
-from mobilenet.deploy.mobile_verify import export_checkpoint_mobile, export_weights_mobile
+from mobilenet.deploy.mobile_verify import export_checkpoint_mobile
 from mobilenet.models import build_model
 
 pytest.importorskip("litert_torch")
@@ -120,11 +120,12 @@ def test_export_from_converted_weights(tmp_path: Path, capsys: pytest.CaptureFix
     theirs = _random_model(arch="mobilenet_v2", width=0.35, num_classes=10)
     converted = convert_tensors(_as_torchvision(theirs), "torchvision", width=0.35)
     weights = save_weights(converted, tmp_path / "v2.safetensors")
-    result = export_weights_mobile(weights, fmt="tflite", resolution=64)
-    assert result.path == tmp_path / "v2.tflite" and result.path.exists()
-    assert result.checks[0].ok and result.checks[0].max_abs_diff < 1e-4
-    assert main(["export", str(weights), "--format", "executorch", "--resolution", "64"]) == 0
-    assert (tmp_path / "v2.pte").exists() and "OK: random inputs" in capsys.readouterr().out
+    # one phone format is enough here: the weights file is read the same way for both (ExecuTorch's
+    # writer is checked from a checkpoint above)
+    assert main(["export", str(weights), "--format", "tflite", "--resolution", "64"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "v2.tflite").exists() and f"wrote {tmp_path / 'v2.tflite'}" in out
+    assert "OK: random inputs" in out and "(tolerance 1e-04)" in out
     assert main(["export", str(weights), "--format", "tflite", "--int8"]) == 2
     assert "fine-tune" in capsys.readouterr().err
 

@@ -125,7 +125,7 @@ def test_the_chosen_precision_is_saved_for_resume(tmp_path: Path, monkeypatch: p
 def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path: Path) -> None:
     """torchrun with 2 x 128 images per step must use the learning rate of a 256-image batch."""
     common = ["train", "--arch", "mobilenet_v1", "--width", "0.25", "--resolution", "16", "--epochs", "2",
-              "--lr", "0.2", "--lr-batch", "128", "--precision", "fp32"]  # fmt: skip
+              "--lr", "0.2", "--lr-batch", "128", "--precision", "fp32", "--train-images", "768"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     two = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29541",
            "-m", "mobilenet", *common, "--batch-size", "128", "--out", str(tmp_path / "two")]  # fmt: skip

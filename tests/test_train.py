@@ -246,7 +246,8 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-           "-m", "mobilenet", "train", *TINY, "--epochs", "1", "--out", str(out)]  # fmt: skip
+           "-m", "mobilenet", "train", *TINY, "--epochs", "1", "--precision", "fp32", "--resolution", "16",
+           "--train-images", "256", "--out", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
