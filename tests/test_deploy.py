@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import BLOCK_TORCH, randomize_bn
+from mobilenet.checkpoint import Checkpoint
 from mobilenet.cli import main
 from mobilenet.config import DataConfig
 from mobilenet.deploy import engines
@@ -135,18 +136,24 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     from mobilenet.deploy.predict import predict
 
     run = shutil.copytree(digits_run, tmp_path / "run")  # quantized in place: deploy/ inside the run
-    # LiteRT as well, timed beside the ONNX engines (ExecuTorch goes through the same code; its exports
-    # are checked in test_mobile.py)
-    out = _cli("quantize", str(run), "--calibration", "64", "--mobile", "litert")
+    # ExecuTorch as well, timed beside the ONNX engines: its fp32 and int8 (PT2E, XNNPACK) files are made,
+    # run and held to the same point (LiteRT goes through the same code; its exports are checked in
+    # test_mobile.py)
+    out = _cli("quantize", str(run), "--calibration", "64", "--mobile", "executorch")
     assert "smaller" in out and "onnxruntime  int8  top-1" in out and "picked" in out
     fp32 = float(out.split("PyTorch fp32: ")[1].split("%")[0])
     for precision in ("fp32", "int8"):  # accuracy on the held-out digits: int8 within a point, fp32 the same
-        line = next(line for line in out.splitlines() if line.startswith(f"  {'litert':<12} {precision:<5} top-1"))
+        line = next(line for line in out.splitlines() if line.startswith(f"  {'executorch':<12} {precision:<5} top-1"))
         assert float(line.split("top-1 ")[1].split("%")[0]) >= fp32 - 1.0, line
     table = out[out.index("engine choice") :]
     timed = [line[3:].split()[0] for line in table.splitlines()[1:] if line[:3] in ("-> ", "   ")]
-    assert timed.count("litert") == 2 and "onnxruntime" in timed
-    assert {p.name for p in (run / "deploy").iterdir()} >= {"model.tflite", "model.int8.tflite", "model.int8.onnx"}
+    assert timed.count("executorch") == 2 and "onnxruntime" in timed
+    assert {p.name for p in (run / "deploy").iterdir()} >= {"model.pte", "model.int8.pte", "model.int8.onnx"}
+    # int8 weights: well under half the 4 bytes per parameter an fp32 file needs
+    from mobilenet.models import count_params
+
+    params = count_params(Checkpoint.load(run).build_model())
+    assert (run / "deploy" / "model.int8.pte").stat().st_size < 0.5 * 4 * params
     choice = json.loads((run / "deploy" / "choice.json").read_text())
     picked = next(line for line in out.splitlines() if line.startswith("picked"))
     assert picked.startswith(f"picked {choice['engine']} {choice['precision']} ({choice['file']})")
@@ -169,18 +176,17 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     plain = predict(run, photos, 1, engine="torch")
     assert sum(a == b.labels for a, b in zip(fast, plain, strict=True)) >= 11
     # a phone runtime's file, when it was the fastest (it may be): predict runs it too
-    from mobilenet.checkpoint import Checkpoint
     from mobilenet.deploy.choice import write_choice
     from mobilenet.deploy.engines import EngineChoice
 
     phone = shutil.copytree(run, tmp_path / "phone")
-    litert = EngineChoice(
-        "litert", "int8", phone / "deploy" / "model.int8.tflite", {}, {("litert", "int8"): 0.99}, 0.99, 0.01
+    pte = EngineChoice(
+        "executorch", "int8", phone / "deploy" / "model.int8.pte", {}, {("executorch", "int8"): 0.99}, 0.99, 0.01
     )
     ckpt_path = Checkpoint.load(phone).path
     assert ckpt_path is not None
-    write_choice(phone / "deploy", litert, ckpt_path, 32, litert.path)
-    # the choice's life cycle, in this process on the LiteRT choice (OpenVINO stays out of it)
+    write_choice(phone / "deploy", pte, ckpt_path, 32, pte.path)
+    # the choice's life cycle, in this process on the ExecuTorch choice (OpenVINO stays out of it)
     caplog.set_level(logging.INFO, logger="mobilenet")
 
     def predict_here(source: Path, files: list[Path]) -> tuple[list[list[str]], str]:
@@ -189,11 +195,11 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
         return labels, caplog.text
 
     labels, err = predict_here(phone, photos)
-    assert "inference: litert int8 (quantize's choice, model.int8.tflite)" in err
+    assert "inference: executorch int8 (quantize's choice, model.int8.pte)" in err
     assert sum(a == b.labels for a, b in zip(labels, plain, strict=True)) >= 11
     moved = shutil.copytree(phone, tmp_path / "moved")  # a copied or moved run keeps its choice
     assert "(quantize's choice" in predict_here(moved, photos[:1])[1]
-    chosen = moved / "deploy" / "model.int8.tflite"
+    chosen = moved / "deploy" / "model.int8.pte"
     chosen.write_bytes(chosen.read_bytes()[:100])  # damaged since: a warning, and the default engine answers
     labels, err = predict_here(moved, photos[:2])
     assert labels[0] == plain[0].labels
