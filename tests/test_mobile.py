@@ -78,6 +78,16 @@ def test_tflite_fp32_from_checkpoint(digits_run: Path, capsys: pytest.CaptureFix
     with torch.no_grad():
         ref = Checkpoint.load(digits_run).build_model().eval()(x).numpy()
     assert np.abs(run(x.numpy()) - ref).max() < 1e-4
+    # running the file needs the interpreter only, never the converter (it loads JAX and takes seconds)
+    probe = f"""
+import sys
+import numpy as np
+from mobilenet.deploy import mobile
+print(mobile.tflite_runner({str(path)!r})(np.zeros((1, 3, 32, 32), np.float32)).shape)
+print(sorted({{"litert_torch", "jax"}} & set(sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["(1, 10)", "[]"], done.stdout + done.stderr[-1500:]
 
 
 @pytest.mark.slow

@@ -86,11 +86,18 @@ def deployable(model: MobileNet, pre: Preprocessing, uint8_nhwc: bool) -> nn.Mod
     return (Uint8NHWC(model, pre) if uint8_nhwc else fold_bn(model)).eval()
 
 
-def require(fmt: str) -> None:
-    """Raise a one-line ValueError naming the extra to install if `fmt`'s exporter or runtime is missing."""
+# what writing a file needs (the converter and the runtime that checks it), and what running one needs
+_EXPORT_MODULES = {"tflite": ("litert_torch", "ai_edge_litert.interpreter"), "executorch": ("executorch.exir",)}
+_RUNTIME_MODULES = {"tflite": ("ai_edge_litert.interpreter",), "executorch": ("executorch.runtime",)}
+
+
+def require(fmt: str, *, runtime_only: bool = False) -> None:
+    """Raise a one-line ValueError naming the extra to install if `fmt`'s exporter or runtime is missing.
+    `runtime_only`: only what runs a file, so that running one never loads a converter (litert-torch
+    brings JAX and two seconds of imports)."""
     if fmt not in SUFFIXES:
         raise ValueError(f"unknown mobile format {fmt!r}; expected one of: {', '.join(SUFFIXES)}")
-    modules = ("litert_torch", "ai_edge_litert.interpreter") if fmt == "tflite" else ("executorch.exir",)
+    modules = (_RUNTIME_MODULES if runtime_only else _EXPORT_MODULES)[fmt]
     extra = "litert" if fmt == "tflite" else "executorch"
     for name in modules:
         try:
@@ -193,7 +200,7 @@ WRITERS = {"tflite": write_tflite, "executorch": write_pte}
 def tflite_runner(path: str | Path, threads: int = 2) -> Runner:
     """Run a `.tflite` file in the LiteRT interpreter, one image at a time (its batch is 1). int8 inputs
     and outputs are quantized and dequantized with the file's own scale and zero point."""
-    require("tflite")
+    require("tflite", runtime_only=True)
     from ai_edge_litert.interpreter import Interpreter
 
     with quiet():
@@ -222,7 +229,7 @@ def tflite_runner(path: str | Path, threads: int = 2) -> Runner:
 
 def pte_runner(path: str | Path, threads: int = 2) -> Runner:
     """Run a `.pte` file in the ExecuTorch runtime (XNNPACK kernels), one image at a time."""
-    require("executorch")
+    require("executorch", runtime_only=True)
     from executorch.extension.pybindings import portable_lib
     from executorch.runtime import Runtime
 
