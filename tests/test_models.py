@@ -69,6 +69,11 @@ def test_named_constructors() -> None:
     assert count_params(mobilenet_v2()) == 3_504_872  # torchvision's MobileNet_V2_Weights num_params
     with pytest.raises(ValueError, match="MobileNetV2 builds mobilenet_v2"):
         MobileNetV2(ModelConfig(arch="mobilenet_v1"))
+    for build in (mobilenet_v1, mobilenet_v2):  # 0 is an impossible value, not "the default"
+        with pytest.raises(ValueError, match="width must be a finite number > 0, got 0"):
+            build(width=0)
+        with pytest.raises(ValueError, match="num_classes must be an integer >= 1, got 0"):
+            build(0.5, num_classes=0)
 
 
 def test_v2_block_parts_and_activations() -> None:

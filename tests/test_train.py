@@ -107,6 +107,19 @@ def test_new_runs_never_overwrite(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="cannot write to run directory"):
         new_run_dir(str(tmp_path / "file" / "run"), "x")
+    from mobilenet.files import atomic_path
+
+    with (
+        pytest.raises(ValueError, match="cannot write .*m.onnx: .*file is a file, not a directory"),
+        atomic_path(tmp_path / "file" / "m.onnx"),
+    ):
+        pass
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_checkpoints_are_atomic_and_loaded_safely(
@@ -125,17 +138,26 @@ def test_checkpoints_are_atomic_and_loaded_safely(
     monkeypatch.undo()
     assert Checkpoint.load(path).epoch == good.epoch and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # readable as any new file, not private to us
     (tmp_path / "torn.pt").write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ValueError, match="torn.pt is not a readable mobilenet checkpoint"):
+    with pytest.raises(ValueError, match="torn.pt is not a readable mobilenet checkpoint: the file is truncated"):
         Checkpoint.load(tmp_path / "torn.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.pt is not a readable mobilenet checkpoint: the file is empty"):
+        Checkpoint.load(tmp_path / "empty.pt")
+    (tmp_path / "noise.pt").write_bytes(os.urandom(3000))
+    with pytest.raises(ValueError, match="noise.pt is not a readable mobilenet checkpoint: it is not a PyTorch") as err:
+        Checkpoint.load(tmp_path / "noise.pt")
+    assert "weights_only" not in str(err.value)  # never PyTorch's advice to load it unsafely
 
     class Exploit:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, ("echo pwned",))
 
     torch.save({"model": Exploit()}, tmp_path / "evil.pt")
-    with pytest.raises(ValueError, match="evil.pt is not a readable mobilenet checkpoint"):
+    with pytest.raises(ValueError, match="evil.pt is not a readable mobilenet checkpoint") as err:
         Checkpoint.load(tmp_path / "evil.pt")
+    assert "weights_only" not in str(err.value) and "can run code" in str(err.value)
     torch.save({"weights": torch.ones(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="other.pt is not a mobilenet checkpoint"):
         Checkpoint.load(tmp_path / "other.pt")
@@ -211,6 +233,8 @@ def test_bad_checkpoints_and_images_are_clear_errors(digits_run: Path, tmp_path:
     (tmp_path / "junk.png").write_bytes(b"\x89PNG broken")
     [bad] = predict(digits_run, [tmp_path / "junk.png"])
     assert bad.labels == [] and bad.error is not None and "cannot decode image" in bad.error
+    [missing] = predict(digits_run, [tmp_path / "nowhere.png"])
+    assert missing.error is not None and missing.error.endswith("nowhere.png: no such file"), missing.error
     folder = tmp_path / "three"
     for split in ("train", "val"):
         for name in ("a", "b", "c"):

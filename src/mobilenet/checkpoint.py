@@ -157,8 +157,7 @@ class Checkpoint:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"{path} is not a readable mobilenet checkpoint: {first_line}") from None
+            raise ValueError(f"{path} is not a readable mobilenet checkpoint: {_why_unreadable(path, err)}") from None
         if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
             raise ValueError(f"{path} is not a mobilenet checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")
         return cls.from_dict(state, path)
@@ -174,3 +173,18 @@ def check_class_count(expected: int, got: int, source: str) -> None:
     """The one class-count check: a model's head and the data (or a request) must agree."""
     if expected != got:
         raise ValueError(f"the model has {expected} classes but {source} has {got}")
+
+
+def _why_unreadable(path: Path, err: Exception) -> str:
+    """One line on why torch.load refused a file, without PyTorch's advice to retry with weights_only=False
+    (which would run whatever code an untrusted file holds)."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(err, pickle.UnpicklingError):
+        return (
+            "it is not a PyTorch file of tensors and plain values (other pickles are never loaded: they can run code)"
+        )
+    text = str(err)
+    if "zip archive" in text:
+        return "the file is truncated or corrupted (an incomplete PyTorch archive)"
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__

@@ -28,22 +28,35 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     if target.is_dir():
         raise ValueError(f"{target} is a directory; give a file name")
     parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"cannot write {target}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise ValueError(f"cannot write {target}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise ValueError(f"cannot write {target}: directory {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=parent)
+    except OSError as err:  # e.g. a read-only or special file system that access() let through
+        raise ValueError(f"cannot write {target}: {err.strerror}") from None
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:  # on disk before the rename, so a power cut cannot publish a torn file
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the permissions any new file gets (umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         for extra in parent.glob(f"{Path(tmp).name}*"):  # side files some writers add (ONNX external data)
             extra.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def refuse_overwrite(path: str | Path, force: bool = False, *, flag: str = "--force") -> Path:

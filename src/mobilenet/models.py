@@ -188,7 +188,7 @@ def mobilenet_v1(
     them, a different `num_classes` gets a new classifier for fine-tuning."""
     if weights:
         return cast(MobileNetV1, _pretrained("mobilenet_v1", weights, width, num_classes, dropout))
-    return MobileNetV1(ModelConfig("mobilenet_v1", width or 1.0, num_classes or 1000, dropout, cifar))
+    return MobileNetV1(ModelConfig("mobilenet_v1", *_defaults(width, num_classes), dropout, cifar))
 
 
 def conv_mobilenet(
@@ -208,7 +208,12 @@ def mobilenet_v2(
     """MobileNet V2 (default width 1.0, 1000 classes); `weights` as for `mobilenet_v1`."""
     if weights:
         return cast(MobileNetV2, _pretrained("mobilenet_v2", weights, width, num_classes, dropout))
-    return MobileNetV2(ModelConfig("mobilenet_v2", width or 1.0, num_classes or 1000, dropout, cifar))
+    return MobileNetV2(ModelConfig("mobilenet_v2", *_defaults(width, num_classes), dropout, cifar))
+
+
+def _defaults(width: float | None, num_classes: int | None) -> tuple[float, int]:
+    """None means the paper's default; any other value, 0 included, is checked by `ModelConfig`."""
+    return (1.0 if width is None else width), (1000 if num_classes is None else num_classes)
 
 
 def count_params(model: nn.Module) -> int:

@@ -56,5 +56,9 @@ def open_image(path: Path, min_side: int | None = None) -> Image.Image:
                 image.draft("RGB", (int(image.width * scale + 0.999), int(image.height * scale + 0.999)))
             image.load()
             return to_rgb(image)
+    except FileNotFoundError:
+        raise ValueError(f"cannot read image {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"cannot read image {path}: it is a directory") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot decode image {path}: {err}") from None
