@@ -254,6 +254,11 @@ def test_worker_processes_report_a_corrupt_file_in_one_line(tmp_path: Path) -> N
             pass
     assert str(err.value).startswith("cannot decode image") and "broken.png" in str(err.value)
     assert "\n" not in str(err.value)
+    # the worker processes are stopped with the error, not at some later garbage collection (which
+    # waited out two 5 s time-outs)
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []
 
 
 def test_image_folder_needs_a_directory(tmp_path: Path) -> None:

@@ -192,13 +192,21 @@ class FolderSplit:
             num_workers=self.workers,
             persistent_workers=False,
         )
+        batches, failed = iter(loader), None
         try:
-            for images, labels in loader:  # images differ in size, so workers crop them one by one
+            for images, labels in batches:  # images differ in size, so workers crop them one by one
                 yield T.normalize(images.to(device or "cpu", non_blocking=True), self.mean, self.std), labels
         except ValueError as err:
             # A worker's error arrives wrapped in its traceback; keep the one line that names the file.
             lines = [line for line in str(err).splitlines() if line.startswith("ValueError: ")]
-            raise ValueError(lines[-1].removeprefix("ValueError: ") if lines else str(err)) from None
+            failed = lines[-1].removeprefix("ValueError: ") if lines else str(err)
+        if failed is not None:
+            # Stop the worker processes now: the loader's iterator sits in a reference cycle, and when a
+            # later garbage collection stopped them instead, that waited out two 5 s time-outs.
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            raise ValueError(failed)
 
 
 Split = ArraySplit | FolderSplit
