@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -35,16 +35,13 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     if not os.access(parent, os.W_OK):
         raise ValueError(f"cannot write {target}: directory {parent} is not writable")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=parent)
+        tmp = _new_file(parent, f".{target.name}.", ".tmp" + suffix)
     except OSError as err:  # e.g. a read-only or special file system that access() let through
         raise ValueError(f"cannot write {target}: {err.strerror}") from None
-    os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:  # on disk before the rename, so a power cut cannot publish a torn file
             os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the permissions any new file gets (umask)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -53,10 +50,17 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
             extra.unlink()
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
-    os.umask(mask)
-    return mask
+def _new_file(parent: Path, prefix: str, suffix: str) -> Path:
+    """A new empty file with a unique name in `parent`, created as any file is (mode 0666 less the umask;
+    `tempfile.mkstemp` would make it private, and the written checkpoint or export with it)."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name in {parent}")
 
 
 def refuse_overwrite(path: str | Path, force: bool = False, *, flag: str = "--force") -> Path:
