@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -263,6 +264,22 @@ def test_unwritable_directory_and_failed_exports_leave_nothing(
                 export_checkpoint(digits_run, locked / "m.onnx")
     finally:
         locked.chmod(0o700)
+    # -o never replaces a file of another kind: a typo cannot overwrite the checkpoint or its config
+    run = shutil.copytree(digits_run, tmp_path / "run")
+    for victim in ("last.pt", "config.json"):
+        before = (run / victim).read_bytes()
+        with pytest.raises(ValueError, match=r"give a name ending in \.onnx"):
+            export_checkpoint(run, run / victim)
+        assert (run / victim).read_bytes() == before
+    with pytest.raises(ValueError, match=r"ending in \.pt2"):
+        export_checkpoint(run, tmp_path / "m.onnx", fmt="torch-export")
+    # a directory gets the default name; an earlier export of the same kind is replaced
+    assert export_checkpoint(run, locked).path == locked / "model.onnx"
+    assert export_checkpoint(run, locked / "model.onnx").path.is_file()
+    # an impossible input side is one clear error, before any exporter runs
+    for side in (0, 4, -3):
+        with pytest.raises(ValueError, match="resolution"):
+            export_checkpoint(run, tmp_path / "small.onnx", resolution=side)
     # A verification that fails removes the file it checked.
     out = tmp_path / "strict.onnx"
     with pytest.raises(ValueError, match="export verification failed, nothing written"):

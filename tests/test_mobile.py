@@ -117,6 +117,12 @@ def test_int8_within_one_point(digits_run: Path, tmp_path: Path) -> None:
     assert check is not None and check.ok and check.images > 300
     assert check.int8_top1 >= check.fp32_top1 - 0.01 and check.agreement > 0.95
     assert "top-1 agreement" in result.text()
+    # the line names the tensor types the file really takes and gives (LiteRT's int8 file: int8 logits)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out))
+    dtypes = [np.dtype(d[0]["dtype"]).name for d in (interpreter.get_input_details(), interpreter.get_output_details())]
+    assert f"input {dtypes[0]} (1, 32, 32, 3) pixels; output {dtypes[1]} logits" in result.text().splitlines()[0]
     # int8 weights: well under half the 4 bytes per parameter an fp32 file needs
     from mobilenet.checkpoint import Checkpoint
     from mobilenet.models import count_params

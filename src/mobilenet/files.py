@@ -71,6 +71,20 @@ def refuse_overwrite(path: str | Path, force: bool = False, *, flag: str = "--fo
     return target
 
 
+def output_file(output: str | Path | None, default: Path, suffix: str) -> Path:
+    """Where an export goes: `default` without `output`, the default name inside an `output` directory,
+    else `output` itself, which must end in `suffix`. Re-exporting replaces an earlier export, but a
+    file of another kind (a checkpoint, a config, another format) is never overwritten by a typo."""
+    if output is None or str(output) == "":
+        return default
+    target = Path(output)
+    if target.is_dir():
+        return target / default.name
+    if target.suffix.lower() != suffix:
+        raise ValueError(f"-o {target}: this format is written to a {suffix} file; give a name ending in {suffix}")
+    return target
+
+
 def checkpoint_file(path: str | Path) -> Path:
     """The checkpoint a user means: a run directory stands for its `last.pt`."""
     path = Path(path)

@@ -179,7 +179,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         choices=("onnx", "torch-export", "tflite", "executorch"),
         help="file type (default onnx); tflite and executorch are batch 1, for phones",
     )
-    p.add_argument("-o", "--output", help="output file (default: model.<suffix> beside the checkpoint)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output file, or a directory for the default name (default: model.<suffix> beside the checkpoint)",
+    )
     p.add_argument("--resolution", type=int, help="input side (default: the checkpoint's training resolution)")
     p.add_argument(
         "--int8",

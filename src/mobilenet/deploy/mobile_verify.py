@@ -24,8 +24,9 @@ from mobilenet.checkpoint import Checkpoint, Expected
 from mobilenet.data.splits import load_splits
 from mobilenet.deploy.mobile import RUNNERS, RUNTIMES, SUFFIXES, WRITERS, Preprocessing, deployable, require
 from mobilenet.deploy.verify import Verification, compare_outputs
-from mobilenet.files import atomic_path, beside
+from mobilenet.files import atomic_path, beside, output_file
 from mobilenet.models import MobileNet
+from mobilenet.specs import check_resolution, network_spec
 
 MAX_INT8_DROP = 0.01  # int8 may lose at most one point of held-out top-1
 
@@ -74,8 +75,13 @@ class MobileExport:
         size = self.path.stat().st_size / 1e6
         r = self.resolution
         shape = f"uint8 (1, {r}, {r}, 3) pixels" if self.uint8_nhwc else f"float (1, 3, {r}, {r})"
+        output = "float logits"
+        if self.int8 and self.fmt == "tflite":  # LiteRT's full-integer file: int8 tensors at both ends
+            if not self.uint8_nhwc:
+                shape = f"int8 (1, 3, {r}, {r}), quantized with the file's input scale and zero point"
+            output = "int8 logits (dequantize with the file's output scale and zero point)"
         kind = "int8" if self.int8 else "fp32"
-        lines = [f"wrote {self.path} ({self.fmt}, {kind}, input {shape}, {size:.2f} MB)"]
+        lines = [f"wrote {self.path} ({self.fmt}, {kind}, {size:.2f} MB): input {shape}; output {output}"]
         runtime = RUNTIMES[self.fmt]
         lines += [f"check vs PyTorch eager in {runtime}: {c.line()}" for c in self.checks]
         if self.int8_check is not None:
@@ -108,6 +114,7 @@ def export_mobile(
     adds real images to the fp32 check. Raises ValueError, leaving nothing at `path`, if a check fails.
     """
     require(fmt)
+    check_resolution(model.spec, pre.resolution)
     if int8 and (not calibration or held_out is None):
         raise ValueError("int8 export needs calibration images and labelled held-out images to check accuracy")
     model = model.eval()
@@ -195,7 +202,8 @@ def export_checkpoint_mobile(
     ckpt = Checkpoint.load(checkpoint)
     if expect is not None:
         expect.check(ckpt.model_config)
-    size = resolution or ckpt.resolution
+    size = ckpt.resolution if resolution is None else resolution
+    check_resolution(network_spec(ckpt.model_config), size)
     pre = Preprocessing(ckpt.mean, ckpt.std, size)
     notes: list[str] = []
     held_out = calib = None
@@ -214,7 +222,7 @@ def export_checkpoint_mobile(
             notes.append(f"held-out images skipped: {err}")
     if int8 and held_out is None:
         raise ValueError(f"int8 export needs held-out images at the training resolution {ckpt.resolution}")
-    path = Path(output) if output else beside(checkpoint, variant_name("model", fmt, int8, uint8_nhwc))
+    path = output_file(output, beside(checkpoint, variant_name("model", fmt, int8, uint8_nhwc)), SUFFIXES[fmt])
     result = export_mobile(
         ckpt.build_model(),
         path,
@@ -247,7 +255,8 @@ def export_weights_mobile(
 
     require(fmt)
     model, metadata = load_pretrained(weights)
-    resolution = resolution or int(metadata.get("resolution", 224))
+    resolution = int(metadata.get("resolution", 224)) if resolution is None else resolution
+    check_resolution(model.spec, resolution)
     try:
         pre = Preprocessing(tuple(json.loads(metadata["mean"])), tuple(json.loads(metadata["std"])), resolution)
     except (KeyError, json.JSONDecodeError) as err:
@@ -255,7 +264,7 @@ def export_weights_mobile(
             f"{weights} holds no input normalisation ({err}); convert it with `mobilenet convert`"
         ) from None
     source = local_stem(weights, metadata.get("registry_name"))
-    path = Path(output) if output else source.with_name(variant_name(source.name, fmt, False, uint8_nhwc))
+    path = output_file(output, source.with_name(variant_name(source.name, fmt, False, uint8_nhwc)), SUFFIXES[fmt])
     result = export_mobile(model, path, fmt=fmt, pre=pre, uint8_nhwc=uint8_nhwc, tolerance=tolerance)
     result.notes.append("checked on random inputs only: converted weights come without labelled images")
     return result

@@ -14,8 +14,9 @@ from torch import Tensor
 from mobilenet.checkpoint import Checkpoint, Expected
 from mobilenet.data.splits import load_splits
 from mobilenet.deploy.export import INPUT_NAME, export_onnx, export_program
-from mobilenet.files import atomic_path, beside
+from mobilenet.files import atomic_path, beside, output_file
 from mobilenet.models import MobileNet
+from mobilenet.specs import check_resolution
 
 if TYPE_CHECKING:
     from mobilenet.deploy.mobile_verify import MobileExport
@@ -132,8 +133,9 @@ def export_checkpoint(
     if expect is not None:
         expect.check(ckpt.model_config)
     model = ckpt.build_model()
-    size = resolution or ckpt.resolution
-    path = Path(output) if output else beside(checkpoint, f"model{SUFFIXES[fmt]}")
+    size = ckpt.resolution if resolution is None else resolution
+    check_resolution(model.spec, size)
+    path = output_file(output, beside(checkpoint, f"model{SUFFIXES[fmt]}"), SUFFIXES[fmt])
     g = torch.Generator().manual_seed(0)
     batches = {"random inputs": torch.randn(8, 3, size, size, generator=g)}
     real, note = _real_inputs(ckpt) if size == ckpt.resolution else (None, "real inputs skipped: resized")
