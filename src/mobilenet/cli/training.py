@@ -99,7 +99,7 @@ def train(args: argparse.Namespace) -> str:
     return ""  # the run reports each epoch and where it was written
 
 
-def evaluate(args: argparse.Namespace) -> str:
+def evaluate(args: argparse.Namespace) -> str | tuple[str, int]:
     from mobilenet.config import DataConfig
     from mobilenet.train.evaluation import evaluation_text
 
@@ -111,8 +111,8 @@ def evaluate(args: argparse.Namespace) -> str:
         return weights_evaluation_text(args.weights, args.data_dir, args.batch_size, args.full_decode)
     if not args.checkpoint:
         raise ValueError("give a checkpoint (RUN_OR_CKPT) or --weights NAME_OR_FILE with --data-dir")
-    data = DataConfig(args.dataset, args.data_dir) if args.dataset else None
-    return evaluation_text(args.checkpoint, data, args.out, args.batch_size, args.full_decode)
+    data = DataConfig(args.dataset) if args.dataset else None
+    return evaluation_text(args.checkpoint, data, args.out, args.batch_size, args.full_decode, args.data_dir)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

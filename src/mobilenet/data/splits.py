@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -147,7 +147,12 @@ class _FolderDataset(torch.utils.data.Dataset[tuple[Tensor, int]]):
         size = self.split.resolution
         # evaluation needs only the short side size / crop: large JPEGs decode at reduced size (DCT scaling)
         need = round(size / self.split.crop) if not self.train and self.split.reduced_decode else None
-        image = open_image(path, need)
+        try:
+            image = open_image(path, need)
+        except ValueError:
+            if self.train or not self.split.skip_unreadable:
+                raise
+            return torch.zeros(3, size, size, dtype=torch.uint8), -1  # dropped and named by `batches`
         if self.train:  # per-sample generator: the same crops whatever the worker count or resume point
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
             image = T.random_resized_crop(image, size, g)
@@ -169,6 +174,9 @@ class FolderSplit:
     crop: float = T.EVAL_CROP_FRACTION  # evaluation: resize to resolution / crop, centre crop
     interpolation: str = "bilinear"
     reduced_decode: bool = True  # evaluation: decode large JPEGs at reduced size (False: every pixel)
+    # evaluation: leave out files that cannot be read and list them in `skipped` (else the first one stops it)
+    skip_unreadable: bool = False
+    skipped: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -194,7 +202,23 @@ class FolderSplit:
         )
         batches, failed = iter(loader), None
         try:
+            done = 0
             for images, labels in batches:  # images differ in size, so workers crop them one by one
+                bad = (labels < 0).nonzero().flatten().tolist()
+                for row in bad:  # unreadable, with skip_unreadable: decoded again here for its reason
+                    path = self.samples[int(order[done + row])][0]
+                    try:
+                        open_image(path)
+                    except ValueError as err:
+                        self.skipped.append(str(err))
+                    else:
+                        self.skipped.append(f"cannot read image {path} in a worker process")
+                done += len(labels)
+                if bad:
+                    keep = labels >= 0
+                    images, labels = images[keep], labels[keep]
+                    if not len(labels):
+                        continue
                 yield T.normalize(images.to(device or "cpu", non_blocking=True), self.mean, self.std), labels
         except ValueError as err:
             # A worker's error arrives wrapped in its traceback; keep the one line that names the file.

@@ -8,10 +8,53 @@ from typing import Any
 
 from mobilenet.checkpoint import Checkpoint
 from mobilenet.config import DataConfig
-from mobilenet.data.splits import FolderSplit, load_splits, scan_folder
+from mobilenet.data.photos import EVAL_CROP_FRACTION
+from mobilenet.data.splits import ArraySplit, FolderSplit, load_splits, scan_folder
 from mobilenet.files import beside, checkpoint_file
 from mobilenet.train.loop import EvalResult, evaluate
 from mobilenet.train.plots import plot_confusion
+
+
+def test_split(
+    ckpt: Checkpoint, data: DataConfig | None = None, data_dir: str | Path | None = None, full_decode: bool = False
+) -> ArraySplit | FolderSplit:
+    """The held-out split to score `ckpt` on, fed as its training fed it: its resolution and normalisation.
+
+    `data`: another dataset (default: the one it was trained on); `data_dir`: that dataset's folder or
+    archive. An image folder needs only its `val/` (or the class folders themselves), matched to the
+    checkpoint's classes by name; an unreadable image there is left out and listed in `skipped`."""
+    if data is None:
+        data = ckpt.data_config
+        if data_dir is not None:
+            if data.dataset == "digits":
+                raise ValueError(
+                    "digits ships with scikit-learn and has no folder; to score images on disk give "
+                    "--dataset imagefolder with --data-dir (DIR/val/CLASS/*.png or DIR/CLASS/*.png)"
+                )
+            data = dataclasses.replace(data, data_dir=str(data_dir))
+    elif data_dir is not None:
+        data = dataclasses.replace(data, data_dir=str(data_dir))
+    if data.dataset != "imagefolder":
+        _, test = load_splits(dataclasses.replace(data, resolution=data.resolution or ckpt.resolution))
+        ckpt.check_classes(test.classes, data.dataset)
+        return test
+    if not data.data_dir:
+        raise ValueError("dataset 'imagefolder' needs --data-dir (a folder holding val/, or the class folders)")
+    root = Path(data.data_dir)
+    folder = root / "val" if (root / "val").is_dir() else root
+    _, samples = scan_folder(folder, ckpt.classes)
+    own = ckpt.data_config.dataset == "imagefolder"  # else digits/CIFAR: the whole image, no border cut
+    return FolderSplit(
+        samples,
+        ckpt.classes,
+        ckpt.resolution,
+        data.workers,
+        ckpt.mean,
+        ckpt.std,
+        crop=EVAL_CROP_FRACTION if own else 1.0,
+        reduced_decode=not full_decode,
+        skip_unreadable=True,
+    )
 
 
 def evaluate_checkpoint(
@@ -20,17 +63,17 @@ def evaluate_checkpoint(
     out_dir: str | Path | None = None,
     batch_size: int = 256,
     full_decode: bool = False,
-) -> tuple[EvalResult, list[str], Path]:
-    """Top-1/top-5, per-class accuracy and confusion matrix on the test split; PNG and text written to
-    `out_dir` (default: `eval/` in the run directory). Image folders decode large JPEGs at reduced size
-    unless `full_decode`."""
+    data_dir: str | Path | None = None,
+) -> tuple[EvalResult, list[str], Path, list[str]]:
+    """Top-1/top-5, per-class accuracy and confusion matrix on the test split (`test_split`); PNG and text
+    written to `out_dir` (default: `eval/` in the run directory), and the images that could not be read.
+    Image folders decode large JPEGs at reduced size unless `full_decode`."""
     ckpt = Checkpoint.load(path)
-    data = data or ckpt.data_config
-    _, test = load_splits(data)
-    if isinstance(test, FolderSplit):
-        test = dataclasses.replace(test, reduced_decode=not full_decode)
-    ckpt.check_classes(test.classes, data.dataset)
+    test = test_split(ckpt, data, data_dir, full_decode)
     result = evaluate(ckpt.build_model(), test, batch_size=batch_size, channels_last=False, progress=True)
+    skipped = test.skipped if isinstance(test, FolderSplit) else []
+    if not int(result.confusion.sum()):
+        raise ValueError(f"no image could be read: {skipped[0] if skipped else 'the split is empty'}")
     out = Path(out_dir) if out_dir else beside(path, "eval")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +81,7 @@ def evaluate_checkpoint(
         (out / "confusion.txt").write_text(confusion_text(result, ckpt.classes) + "\n")
     except OSError as err:
         raise ValueError(f"cannot write the confusion matrix to {out}: {err.strerror}") from None
-    return result, ckpt.classes, out
+    return result, ckpt.classes, out, skipped
 
 
 def confusion_text(result: EvalResult, classes: list[str]) -> str:
@@ -56,18 +99,22 @@ def evaluation_text(
     out_dir: str | Path | None = None,
     batch_size: int = 256,
     full_decode: bool = False,
-) -> str:
-    """`mobilenet eval`: evaluate, write the confusion matrix, and say which checkpoint was scored."""
-    result, classes, out = evaluate_checkpoint(path, data, out_dir, batch_size, full_decode)
+    data_dir: str | Path | None = None,
+) -> tuple[str, int]:
+    """`mobilenet eval`: evaluate, write the confusion matrix, and say which checkpoint was scored; exit
+    code 1 when some images could not be read (each is named; the rest are scored)."""
+    result, classes, out, skipped = evaluate_checkpoint(path, data, out_dir, batch_size, full_decode, data_dir)
     images = int(result.confusion.sum())
-    return "\n".join(
-        [
-            f"checkpoint {checkpoint_file(path)}",
-            f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({images} images)",
-            confusion_text(result, classes),
-            f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
-        ]
-    )
+    lines = [
+        f"checkpoint {checkpoint_file(path)}",
+        f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({images} images)",
+        confusion_text(result, classes),
+        f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
+    ]
+    if skipped:
+        lines.append(f"left out {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}:")
+        lines += [f"  {reason}" for reason in skipped]
+    return "\n".join(lines), 1 if skipped else 0
 
 
 def evaluate_weights(

@@ -67,7 +67,8 @@ def evaluate(
     confusion = torch.zeros(k, k, dtype=torch.int64)
     loss_sum, top5 = 0.0, 0.0
     batches = split.batches(batch_size, train=False, rank=ctx.rank, world=ctx.world, device=ctx.device)
-    for images, labels in tqdm(batches, desc="eval", disable=not progress, leave=False):
+    total = -(-len(split) // (batch_size * ctx.world))  # batches on this rank
+    for images, labels in tqdm(batches, desc="eval", total=total, disable=not progress, leave=False):
         images, labels = _to(images, labels, ctx.device, channels_last)
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(images)
