@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -200,6 +201,10 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     assert sum(a == b.labels for a, b in zip(labels, plain, strict=True)) >= 11
     moved = shutil.copytree(phone, tmp_path / "moved")  # a copied or moved run keeps its choice
     assert "(quantize's choice" in predict_here(moved, photos[:1])[1]
+    # ... also copied without its files' times (`cp -r`, tar, scp): only the contents count
+    plain_copy = shutil.copytree(phone, tmp_path / "plain-copy", copy_function=shutil.copyfile)
+    os.utime(plain_copy / "deploy" / "model.int8.pte", (0, 0))
+    assert "(quantize's choice" in predict_here(plain_copy, photos[:1])[1]
     chosen = moved / "deploy" / "model.int8.pte"
     chosen.write_bytes(chosen.read_bytes()[:100])  # damaged since: a warning, and the default engine answers
     labels, err = predict_here(moved, photos[:2])
@@ -213,7 +218,7 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     assert "made for another checkpoint" in err and "(quantize's choice" not in err
     from mobilenet.deploy.choice import forget_choice
 
-    forget_choice(phone / "deploy")  # what a new quantize run does first: no stale choice survives it
+    forget_choice(phone / "deploy")  # what a quantize run that picks nothing does: no stale choice survives it
     assert "choice" not in predict_here(phone, photos[:1])[1]
     if not HAS_OPENVINO:
         pytest.skip("OpenVINO is not installed: only onnxruntime was checked")

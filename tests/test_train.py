@@ -149,6 +149,13 @@ def test_checkpoints_are_atomic_and_loaded_safely(
     with pytest.raises(ValueError, match="noise.pt is not a readable mobilenet checkpoint: it is not a PyTorch") as err:
         Checkpoint.load(tmp_path / "noise.pt")
     assert "weights_only" not in str(err.value)  # never PyTorch's advice to load it unsafely
+    (tmp_path / "text.pt").write_text("junk\n")  # a text file: the legacy loader fails with a bare KeyError
+    with pytest.raises(ValueError, match="text.pt is not a readable mobilenet checkpoint: it is not a PyTorch"):
+        Checkpoint.load(tmp_path / "text.pt")
+    for name in ("model.onnx", "model.int8.tflite", "weights.safetensors"):  # what other commands write
+        (tmp_path / name).write_bytes(b"\x08\x09")
+        with pytest.raises(ValueError, match=rf"{name} is not a mobilenet checkpoint: it is an? .*give a run"):
+            Checkpoint.load(tmp_path / name)
 
     class Exploit:
         def __reduce__(self) -> tuple[object, tuple[str]]:

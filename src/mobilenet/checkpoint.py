@@ -154,9 +154,11 @@ class Checkpoint:
         path = checkpoint_file(path)
         if not path.is_file():
             raise ValueError(f"checkpoint {path} does not exist")
+        if path.suffix.lower() in _EXPORTS:
+            raise ValueError(f"{path} is not a mobilenet checkpoint: {_why_unreadable(path, None)}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        except Exception as err:  # whatever the loader raises, the file is not one of ours
             raise ValueError(f"{path} is not a readable mobilenet checkpoint: {_why_unreadable(path, err)}") from None
         if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
             raise ValueError(f"{path} is not a mobilenet checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")
@@ -175,9 +177,23 @@ def check_class_count(expected: int, got: int, source: str) -> None:
         raise ValueError(f"the model has {expected} classes but {source} has {got}")
 
 
-def _why_unreadable(path: Path, err: Exception) -> str:
+_EXPORTS = {
+    ".onnx": "an exported model (ONNX)",
+    ".pt2": "an exported model (a torch.export program)",
+    ".tflite": "an exported model (LiteRT)",
+    ".pte": "an exported model (ExecuTorch)",
+    ".safetensors": "a weights file (give it with --weights)",
+}
+
+
+def _why_unreadable(path: Path, err: Exception | None) -> str:
     """One line on why torch.load refused a file, without PyTorch's advice to retry with weights_only=False
     (which would run whatever code an untrusted file holds)."""
+    if path.suffix.lower() in _EXPORTS:
+        return (
+            f"it is {_EXPORTS[path.suffix.lower()]}, not a checkpoint with its training configuration; give "
+            "a run directory or its .pt file"
+        )
     if path.stat().st_size == 0:
         return "the file is empty"
     if isinstance(err, pickle.UnpicklingError):
@@ -185,6 +201,8 @@ def _why_unreadable(path: Path, err: Exception) -> str:
             "it is not a PyTorch file of tensors and plain values (other pickles are never loaded: they can run code)"
         )
     text = str(err)
+    if not isinstance(err, (RuntimeError, EOFError, OSError, ValueError)):
+        return "it is not a PyTorch checkpoint (its contents are not recognised)"
     if "zip archive" in text:
         return "the file is truncated or corrupted (an incomplete PyTorch archive)"
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__

@@ -1,10 +1,11 @@
 """The engine `mobilenet quantize` picked for a run, recorded beside its files and reused by `predict`.
 
 `quantize RUN` writes `RUN/deploy/choice.json` (engine, precision, file, the accuracy it kept, the
-checkpoint's SHA-256 and the file's size and time). `predict --checkpoint RUN` then feeds camera pixels
+checkpoint's SHA-256 and the file's size and SHA-256). `predict --checkpoint RUN` then feeds camera pixels
 to that file on that engine, so the photo-to-label pipeline runs at the speed and accuracy `quantize`
 measured. A choice made for other weights (retrained since), another input side, a file changed since,
-or an engine not installed is ignored, and `predict` says why.
+or an engine not installed is ignored, and `predict` says why. The record holds no paths or times: a
+copied, moved or unpacked run keeps its choice.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ def checkpoint_stamp(path: Path) -> dict[str, Any]:
     return {"checkpoint_size": path.stat().st_size, "checkpoint_sha256": sha256sum(path)}
 
 
-def _file_stamp(path: Path) -> dict[str, int]:
-    stat = path.stat()
-    return {"file_size": stat.st_size, "file_mtime_ns": stat.st_mtime_ns}
+def _file_stamp(path: Path, old: bool = False) -> dict[str, Any]:
+    """The chosen file's size and SHA-256: a copy (`cp -r`, tar, scp) keeps it, any change breaks it.
+    `old`: size and time, as choices written before the hash recorded them."""
+    if old:
+        return {"file_size": path.stat().st_size, "file_mtime_ns": path.stat().st_mtime_ns}
+    return {"file_size": path.stat().st_size, "file_sha256": sha256sum(path)}
 
 
 def write_choice(out: Path, choice: engines.EngineChoice, checkpoint: Path, resolution: int, file: Path) -> Path:
@@ -51,7 +55,7 @@ def write_choice(out: Path, choice: engines.EngineChoice, checkpoint: Path, reso
 
 
 def forget_choice(out: Path) -> None:
-    """Remove a choice recorded by an earlier `quantize` (its files are about to be replaced)."""
+    """Remove a choice recorded by an earlier `quantize` (a later run that picked nothing replaced its files)."""
     with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
         (out / CHOICE_FILE).unlink()
 
@@ -69,11 +73,14 @@ def read_choice(deploy_dir: Path, checkpoint: Path, resolution: int) -> tuple[di
             return None, f"{engine} is not installed"
         if record["resolution"] != resolution:
             return None, f"it was made at {record['resolution']} px, this prediction runs at {resolution}"
-        if not file.is_file() or _file_stamp(file) != {k: record[k] for k in ("file_size", "file_mtime_ns")}:
-            return None, f"{file.name} is missing or has changed since"
         stamp = checkpoint_stamp(checkpoint)
         if {k: record.get(k) for k in stamp} != stamp:
             return None, f"it was made for another checkpoint than {checkpoint.name} (retrained since?)"
+        if not file.is_file():
+            return None, f"{file.name} is missing"
+        made = _file_stamp(file, old="file_sha256" not in record)
+        if {k: record.get(k) for k in made} != made:
+            return None, f"{file.name} has changed since"
         return dict(record), ""
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         return None, f"it cannot be read ({type(err).__name__}: {err})"

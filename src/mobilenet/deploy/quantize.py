@@ -170,7 +170,11 @@ def quantize_checkpoint(
         engine=engine,
         mobile=mobile,
     )
-    if report.choice is not None and ckpt.path is not None:
+    # An earlier choice stays until now: if this run is stopped half-way, `predict` keeps using it while
+    # its file is unchanged (the record holds the file's hash), and says so when a new file replaced it.
+    if report.choice is None:
+        forget_choice(out)
+    elif ckpt.path is not None:
         file = report.file(report.choice.precision, report.choice.engine)
         written = write_choice(out, report.choice, ckpt.path, size, file)
         if out.resolve() != beside(checkpoint, "deploy").resolve():
@@ -228,7 +232,6 @@ def quantize_model(
         raise ValueError(f"cannot create output directory {out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise ValueError(f"cannot write to {out}")
-    forget_choice(out)  # the files it named are about to be replaced
     batches = calibration_batches(train, calibration)
     notes = []
     with torch.no_grad():
