@@ -6,6 +6,7 @@ test set; order, bad files and EXIF orientation hold in worker processes."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,10 @@ def model_and_pre(digits_run: Path) -> tuple[torch.nn.Module, Preprocessing, lis
 
 
 def test_uint8_input_with_folded_normalisation_is_exact_on_both_engines(
-    model_and_pre: tuple[torch.nn.Module, Preprocessing, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_and_pre: tuple[torch.nn.Module, Preprocessing, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("MOBILENET_HOME", str(tmp_path))
     model, pre, _ = model_and_pre
@@ -56,6 +60,13 @@ def test_uint8_input_with_folded_normalisation_is_exact_on_both_engines(
     assert len(list((tmp_path / "engines").glob("*.onnx"))) == 1  # exported once, cached for later runs
     _, engine = uint8_runner(model, pre, "auto", images=1)  # type: ignore[arg-type]
     assert engine == "openvino"  # cached now, so worth it even for one photo
+    # a cache that cannot be written (MOBILENET_HOME is a file here): exported for this run, said once
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.setenv("MOBILENET_HOME", str(tmp_path / "not-a-dir"))
+    with caplog.at_level(logging.WARNING, logger="mobilenet"):
+        run, engine = uint8_runner(model, pre, "openvino")  # type: ignore[arg-type]
+    assert engine == "openvino" and np.abs(run(pixels) - want).max() < 1e-3
+    assert "cannot cache the OpenVINO export" in caplog.text
 
 
 def test_reduced_decode_agrees_with_full_decode_on_camera_photos(

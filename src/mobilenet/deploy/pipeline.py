@@ -14,6 +14,8 @@ preprocessing up to resize details); `predict --full-decode` selects it.
 from __future__ import annotations
 
 import hashlib
+import logging
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from mobilenet.deploy.mobile import Preprocessing, Uint8NHWC
 from mobilenet.download import cache_home
 from mobilenet.files import atomic_path
 from mobilenet.models import MobileNet
+
+log = logging.getLogger("mobilenet")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 ENGINES = ("auto", "openvino", "torch")
@@ -66,11 +70,18 @@ def uint8_runner(
         from mobilenet.deploy.engines import load
         from mobilenet.deploy.export import onnx_export
 
-        if not path.is_file():
+        example = torch.zeros(2, pre.resolution, pre.resolution, 3, dtype=torch.uint8)
+        if path.is_file():
+            return load(path, "openvino", threads=threads), "openvino"
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            example = torch.zeros(2, pre.resolution, pre.resolution, 3, dtype=torch.uint8)
             with atomic_path(path, ".onnx") as tmp:
                 onnx_export(module, tmp, example)
+        except (OSError, ValueError) as err:  # an unwritable or odd MOBILENET_HOME: export for this run only
+            log.warning(f"cannot cache the OpenVINO export under {path.parent} ({err}); exporting it for this run")
+            with tempfile.TemporaryDirectory() as scratch:
+                onnx_export(module, Path(scratch) / "model.onnx", example)
+                return load(Path(scratch) / "model.onnx", "openvino", threads=threads), "openvino"
         return load(path, "openvino", threads=threads), "openvino"
 
     @torch.no_grad()
