@@ -128,7 +128,7 @@ def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path,
 
 @pytest.mark.slow
 def test_quantize_cli_prints_sizes_accuracy_and_choice(
-    digits_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    digits_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
 
@@ -159,6 +159,18 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     choice = json.loads((run / "deploy" / "choice.json").read_text())
     picked = next(line for line in out.splitlines() if line.startswith("picked"))
     assert picked.startswith(f"picked {choice['engine']} {choice['precision']} ({choice['file']})")
+    # a later quantize stopped half-way (Ctrl-C while quantizing) leaves the recorded choice as it was
+    import mobilenet.deploy.quantize as quantizing
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    before = (run / "deploy" / "choice.json").read_bytes()
+    monkeypatch.setattr(quantizing, "quantize_onnx", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        quantizing.quantize_checkpoint(run, calibration=8)
+    monkeypatch.undo()
+    assert (run / "deploy" / "choice.json").read_bytes() == before
     # predict on this run now feeds camera pixels to the picked engine and file, with the same labels
     # (in fresh processes: the choice may be OpenVINO, which this test process keeps out)
     _, test = load_digits_splits()

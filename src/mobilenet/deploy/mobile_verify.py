@@ -207,6 +207,8 @@ def export_checkpoint_mobile(
     pre = Preprocessing(ckpt.mean, ckpt.std, size)
     notes: list[str] = []
     held_out = calib = None
+    if int8 and calibration < 1:
+        raise ValueError(f"--calibration must be at least 1 training image for int8, got {calibration}")
     if size != ckpt.resolution:
         notes.append(f"held-out images skipped: exported at {size}, trained at {ckpt.resolution}")
     else:

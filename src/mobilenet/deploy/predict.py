@@ -86,7 +86,7 @@ def predict(
     decodes every pixel first. `splits`: the memory-efficient executor (`SplitInference`) in PyTorch.
     """
     if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise ValueError(f"--top-k must be >= 1, got {top_k}")
     p = load_predictor(path, resolution)
     if splits is None:
         return _predict_fast(p, images, top_k, full_decode, engine)

@@ -11,6 +11,7 @@ Optionally (`qat_epochs > 0`) the model is first fine-tuned with fake quantizati
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from mobilenet.deploy.export import export_onnx
 from mobilenet.deploy.qdq import calibration_batches, quantize_onnx
 from mobilenet.files import atomic_path, beside
 from mobilenet.models import MobileNet
+
+log = logging.getLogger("mobilenet")
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def _mobile_accuracy(
             continue
         for precision in ("fp32", "int8"):
             path = out / f"model{'.int8' if precision == 'int8' else ''}{suffix}"
+            log.info(f"writing {path.name} ({engine} {precision}) and measuring its accuracy")
             with atomic_path(path, suffix) as tmp:
                 WRITERS[fmt](folded, tmp, example, calibration if precision == "int8" else None)
             report.files[(engine, precision)] = path
@@ -242,6 +246,7 @@ def quantize_model(
         model = qat_finetune(model, train, epochs=qat_epochs)
         notes.append(f"weights fine-tuned for {qat_epochs} epochs with fake quantization before calibration")
     fp32_path, int8_path = out / "model.onnx", out / "model.int8.onnx"
+    log.info(f"exporting {fp32_path.name} and quantizing it ({sum(len(b) for b in batches)} calibration images)")
     export_onnx(model, fp32_path, size)
     quantize_onnx(fp32_path, int8_path, batches)
     report = QuantizeReport(
@@ -256,6 +261,7 @@ def quantize_model(
         resolution=size,
     )
     for name, precision in engines.candidates():
+        log.info(f"accuracy of {name} {precision} on {len(test)} held-out images")
         run = engines.load(report.file(precision), name, threads=threads, precision=precision)
         report.accuracy.append(EngineAccuracy(name, precision, accuracy(run, test)))
     unknown = sorted(set(mobile) - set(engines.PHONE_RUNTIMES))
@@ -266,5 +272,6 @@ def quantize_model(
     if "openvino" not in engines.available():
         report.notes.append("OpenVINO not installed: pip install 'mobilenet[openvino]' to check it too")
     if engine == "auto":
+        log.info("timing every engine and precision at batch 1 to pick the fastest")
         report.choice = engines.choose(report, threads=inference_threads(threads))
     return report

@@ -91,7 +91,7 @@ def _real_inputs(ckpt: Checkpoint, images: int = 64) -> tuple[torch.Tensor | Non
         _, test = load_splits(ckpt.data_config)
         x, _ = next(iter(test.batches(images, train=False)))
     except (ValueError, OSError, StopIteration) as err:
-        return None, f"real inputs skipped: {err}"
+        return None, f"held-out images skipped: {err}"
     return x.contiguous(), ""
 
 
@@ -138,7 +138,11 @@ def export_checkpoint(
     path = output_file(output, beside(checkpoint, f"model{SUFFIXES[fmt]}"), SUFFIXES[fmt])
     g = torch.Generator().manual_seed(0)
     batches = {"random inputs": torch.randn(8, 3, size, size, generator=g)}
-    real, note = _real_inputs(ckpt) if size == ckpt.resolution else (None, "real inputs skipped: resized")
+    real, note = (
+        _real_inputs(ckpt)
+        if size == ckpt.resolution
+        else (None, f"held-out images skipped: exported at {size}, trained at {ckpt.resolution}")
+    )
     if real is not None:
         batches["held-out images"] = real
     result = ExportResult(path, fmt, size, notes=[note] if note else [])
