@@ -307,8 +307,8 @@ def test_eval_weights_on_a_folder_uses_the_weights_preprocessing(
             )
     from mobilenet.train.evaluation import evaluate_weights
 
-    result, _ = evaluate_weights(name, tmp_path, workers=0)
-    assert int(result.confusion.sum()) == 6 and result.confusion.shape == (1000, 1000)
+    result, _, skipped = evaluate_weights(name, tmp_path, workers=0)
+    assert int(result.confusion.sum()) == 6 and result.confusion.shape == (1000, 1000) and skipped == []
     # the same images through torchvision's documented preprocessing (resize 256, crop 224, bilinear)
     from mobilenet.data import transforms as T
     from mobilenet.data.images import open_image
@@ -325,6 +325,13 @@ def test_eval_weights_on_a_folder_uses_the_weights_preprocessing(
     assert main(["eval", "--weights", name, "--data-dir", str(tmp_path), "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
     assert "(6 images)" in out and "published top-1 71.878%" in out and "resize" not in out
+    # a truncated download among them: named and left out, the rest scored, exit code 1
+    good = (tmp_path / "val" / "tench" / "0.jpg").read_bytes()
+    (tmp_path / "val" / "tench" / "9.jpg").write_bytes(good[: len(good) // 3])
+    assert main(["eval", "--weights", name, "--data-dir", str(tmp_path), "--batch-size", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "(6 images)" in out and "left out 1 unreadable image:" in out and "9.jpg" in out
+    (tmp_path / "val" / "tench" / "9.jpg").unlink()
     assert main(["eval", "--weights", name]) == 2
     capsys.readouterr()
     # int8 from the same weights: calibrated on DIR/train (DIR itself without one), checked on DIR/val

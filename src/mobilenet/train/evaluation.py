@@ -111,15 +111,12 @@ def evaluation_text(
         confusion_text(result, classes),
         f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
     ]
-    if skipped:
-        lines.append(f"left out {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}:")
-        lines += [f"  {reason}" for reason in skipped]
-    return "\n".join(lines), 1 if skipped else 0
+    return "\n".join(lines + _skipped_lines(skipped)), 1 if skipped else 0
 
 
 def evaluate_weights(
     weights: str | Path, data_dir: str | Path, *, batch_size: int = 64, workers: int = 2, full_decode: bool = False
-) -> tuple[EvalResult, dict[str, str]]:
+) -> tuple[EvalResult, dict[str, str], list[str]]:
     """Published or converted weights on an ImageNet-style folder (`DIR/val/CLASS/*.jpg` or
     `DIR/CLASS/*.jpg`), preprocessed the way the weights' source evaluates them.
 
@@ -128,9 +125,13 @@ def evaluate_weights(
     from mobilenet.weights import load_pretrained
 
     model, meta = load_pretrained(weights)
-    split = _weights_folder(model, meta, Path(data_dir), "val", workers, full_decode)
+    split = dataclasses.replace(
+        _weights_folder(model, meta, Path(data_dir), "val", workers, full_decode), skip_unreadable=True
+    )
     result = evaluate(model, split, batch_size=batch_size, channels_last=False, progress=True)
-    return result, meta
+    if not int(result.confusion.sum()):
+        raise ValueError(f"no image could be read: {split.skipped[0] if split.skipped else 'the folder is empty'}")
+    return result, meta, split.skipped
 
 
 def weights_folder_splits(model: Any, meta: dict[str, str], data_dir: str | Path) -> tuple[FolderSplit, FolderSplit]:
@@ -177,9 +178,10 @@ def _weights_folder(
 
 def weights_evaluation_text(
     weights: str | Path, data_dir: str | Path, batch_size: int = 64, full_decode: bool = False
-) -> str:
-    """`mobilenet eval --weights`: top-1/top-5 beside the source's published top-1."""
-    result, meta = evaluate_weights(weights, data_dir, batch_size=batch_size, full_decode=full_decode)
+) -> tuple[str, int]:
+    """`mobilenet eval --weights`: top-1/top-5 beside the source's published top-1 (exit code 1 when some
+    images could not be read: they are named and left out)."""
+    result, meta, skipped = evaluate_weights(weights, data_dir, batch_size=batch_size, full_decode=full_decode)
     images = int(result.confusion.sum())
     published = meta.get("published_top1", "")
     lines = [
@@ -190,4 +192,10 @@ def weights_evaluation_text(
     ]
     if published:
         lines.append(f"published top-1 {published}% on the 50,000 ImageNet validation images")
-    return "\n".join(lines)
+    return "\n".join(lines + _skipped_lines(skipped)), 1 if skipped else 0
+
+
+def _skipped_lines(skipped: list[str]) -> list[str]:
+    if not skipped:
+        return []
+    return [f"left out {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}:"] + [f"  {r}" for r in skipped]
