@@ -249,3 +249,16 @@ def test_bench_cli_split(digits_run: Path, capsys: pytest.CaptureFixture[str]) -
     assert by_name[("mobilenet split t=8", 2)]["peak_bytes"] < by_name[("mobilenet split t=1", 2)]["peak_bytes"]
     assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in data["results"])
     assert any("no model matching" in n for n in data["notes"])
+
+
+def test_predict_refuses_an_input_side_whose_activations_cannot_fit() -> None:
+    """The analytic peak decides before anything is decoded: at 100,000 px one image of the CIFAR variant
+    would need terabytes, where the process used to be killed by the kernel."""
+    from mobilenet.deploy.predict import check_fits
+
+    config = ModelConfig(width=0.5, num_classes=10, cifar=True)
+    check_fits(config, 224)  # a few hundred MB: fine
+    with pytest.raises(ValueError, match=r"--resolution 100000: one image needs [\d,]+ GB for its activations"):
+        check_fits(config, 100_000)
+    with pytest.raises(ValueError, match="too small"):
+        check_fits(config, 4)

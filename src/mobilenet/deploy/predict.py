@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,12 @@ import torch
 from PIL import Image
 
 from mobilenet.checkpoint import Checkpoint
+from mobilenet.config import ModelConfig
 from mobilenet.data import transforms as T
 from mobilenet.data.images import open_image
 from mobilenet.deploy.split import SplitInference
+from mobilenet.memory import peak_bytes, per_op_memory
+from mobilenet.specs import check_resolution, network_spec
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +62,28 @@ def load_predictor(path: str | Path, resolution: int | None = None) -> Predictor
         names = class_names(meta, model.config.num_classes)
         mean, std = tuple(json.loads(meta["mean"])), tuple(json.loads(meta["std"]))
         size = resolution or int(meta.get("resolution", 224))
+        check_fits(model.config, size)
         crop = float(meta.get("crop", T.EVAL_CROP_FRACTION))
         return Predictor(model, names, size, True, mean, std, crop, meta.get("interpolation", "bilinear"))
     ckpt = Checkpoint.load(path)
     crop = ckpt.data_config.dataset == "imagefolder"
     size = resolution or ckpt.resolution
+    check_fits(ckpt.model_config, size)
     return Predictor(ckpt.build_model(), ckpt.classes, size, crop, ckpt.mean, ckpt.std, checkpoint=ckpt.path)
+
+
+def check_fits(config: ModelConfig, size: int, batch: int = 1) -> None:
+    """Refuse an input side whose activations alone (the analytic peak for one image, `mobilenet memory`)
+    would take more than half of this machine's memory, before anything is decoded or allocated."""
+    check_resolution(network_spec(config), size)
+    need = peak_bytes(per_op_memory(config, size), batch=batch, input_held=True)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    if total and need > total / 2:
+        raise ValueError(
+            f"--resolution {size}: {'one image' if batch == 1 else f'a batch of {batch}'} needs "
+            f"{need / 1e9:,.0f} GB for its activations alone, "
+            f"more than half of this machine's {total / 1e9:,.0f} GB"
+        )
 
 
 @torch.no_grad()
