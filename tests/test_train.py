@@ -290,6 +290,20 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (tmp_path / "bad.toml").write_text("[train]\nepochz = 3\n")
     assert main(["train", "--config", str(tmp_path / "bad.toml")]) == 2
     assert "unknown TrainConfig keys: epochz" in capsys.readouterr().err
+    # a value of the wrong type is named in one line, before anything compares it or training starts
+    for text, message in (('[train]\nepochs = "1"\n', "epochs must be an integer, got '1'"),
+                          ("[train]\nbatch_size = 16.0\n", "batch_size must be an integer, got 16.0"),
+                          ('[train]\nlr = "0.1"\n', "lr must be a number, got '0.1'"),
+                          ("[data]\ndata_dir = 3\n", "data_dir must be a string or empty, got 3"),
+                          ("[model]\ncifar = 1\n", "cifar must be true or false, got 1")):  # fmt: skip
+        (tmp_path / "typed.toml").write_text(text)
+        assert main(["train", "--config", str(tmp_path / "typed.toml"), "--out", str(tmp_path / "never")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+    for flag, value, message in (("--weight-decay", "-1", "invalid weight_decay: -1.0"),
+                                 ("--precision", "fp16", "expected one of: auto, fp32, bf16")):  # fmt: skip
+        assert main(["train", flag, value, "--out", str(tmp_path / "never")]) == 2
+        assert message in capsys.readouterr().err
     assert main(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "none")]) == 2
     assert "image folder" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing.pt")]) == 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +43,39 @@ GRAPH_FIELDS: tuple[str, ...] = (
 )
 
 
+def check_types(config: object) -> None:
+    """Raise ValueError naming the first field whose value is not of its declared type (a config file's
+    `epochs = "1"` or `batch_size = 16.0`), before any rule compares it. An int is a valid float."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        value, want = getattr(config, f.name), hints[f.name]
+        allowed = typing.get_args(want) if isinstance(want, types.UnionType) else (want,)
+        if not any(_is_a(value, kind) for kind in allowed):
+            names = " or ".join(_KINDS.get(kind, str(kind)) for kind in allowed)
+            raise ValueError(f"{f.name} must be {names}, got {value!r}")
+
+
+_KINDS: dict[object, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    type(None): "empty",
+}
+
+
+def _is_a(value: object, kind: object) -> bool:
+    if kind is type(None):
+        return value is None
+    if kind is bool or kind is str:
+        return isinstance(value, kind)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True  # other field types keep their own rules
+
+
 def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {field} {value!r}; expected one of: {', '.join(allowed)}")
@@ -68,6 +103,7 @@ class ModelConfig:
     bn_eps: float = 1e-5  # BatchNorm's epsilon: PyTorch's 1e-5; Keras and TF-Slim weights were trained with 1e-3
 
     def __post_init__(self) -> None:
+        check_types(self)
         _choice("architecture", self.arch, ARCHS)
         if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0 < self.width < 1e4:
             raise ValueError(f"width must be a finite number > 0, got {self.width!r}")
@@ -107,6 +143,7 @@ class DataConfig:
     train_images: int = 0  # 0: every training image; N: a fixed class-stratified subset of N (the test set is whole)
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of: {', '.join(DATASETS)}")
         for name in ("resolution", "workers", "train_images"):
@@ -144,13 +181,20 @@ class TrainConfig:
     checkpoint_every: int = 0  # also save last.pt every N steps within an epoch (0: at epoch ends only)
 
     def __post_init__(self) -> None:
+        check_types(self)
+        for name, allowed in (
+            ("optimizer", ("sgd", "rmsprop")),
+            ("schedule", ("cosine", "exponential")),
+            ("precision", ("auto", "fp32", "bf16")),
+        ):
+            _choice(name, getattr(self, name), allowed)
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
             "lr": self.lr > 0,
-            "optimizer": self.optimizer in ("sgd", "rmsprop"),
-            "schedule": self.schedule in ("cosine", "exponential"),
-            "precision": self.precision in ("auto", "fp32", "bf16"),
+            "momentum": 0 <= self.momentum < 1,
+            "weight_decay": self.weight_decay >= 0,
+            "lr_decay": 0 < self.lr_decay <= 1,
             "label_smoothing": 0 <= self.label_smoothing < 1,
             "ema_decay": 0 <= self.ema_decay < 1,
             "warmup_epochs": self.warmup_epochs >= 0,
