@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import os
 import pickle
 import tarfile
@@ -231,7 +232,6 @@ def test_image_folder_loads_any_size_and_mode(tmp_path: Path) -> None:
     "damage,message",
     [
         (lambda root: (root / "train" / "dog" / "bad.jpg").write_bytes(b"not a jpeg"), "cannot decode image .*bad.jpg"),
-        (lambda root: (root / "train" / "dog" / "notes.txt").write_text("x"), "not an image file: .*notes.txt"),
         (lambda root: (root / "train" / "empty").mkdir(), "class folder .*empty has no images"),
         (lambda root: (root / "val" / "bird").mkdir(), "class folders not in the training set: bird"),
     ],
@@ -243,6 +243,16 @@ def test_image_folder_bad_input_names_the_culprit(tmp_path: Path, damage, messag
         train, _ = load_splits(DataConfig("imagefolder", str(tmp_path), resolution=32, workers=0))
         for _ in train.batches(16, train=False):
             pass
+
+
+def test_image_folder_leaves_out_files_that_are_not_images(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _image_tree(tmp_path)
+    (tmp_path / "train" / "dog" / "notes.txt").write_text("x")  # sidecar files, as photo folders hold them
+    (tmp_path / "train" / "dog" / "0.json").write_text("{}")
+    with caplog.at_level(logging.INFO, logger="mobilenet"):
+        train, _ = load_splits(DataConfig("imagefolder", str(tmp_path), resolution=32, workers=0))
+    assert len(train) == 6 and all(p.suffix in (".jpg", ".png") for p, _ in train.samples)
+    assert "left out 2 file(s) that are not images" in caplog.text
 
 
 def test_worker_processes_report_a_corrupt_file_in_one_line(tmp_path: Path) -> None:
@@ -296,3 +306,25 @@ def test_images_read_as_a_person_sees_them(tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     with pytest.raises(ValueError, match="cannot decode image .*bad.png"):
         open_image(tmp_path / "bad.png")
+
+
+def test_a_run_on_a_relative_folder_resumes_and_evaluates_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--data-dir photos` is saved as an absolute path, so the run is usable from another directory."""
+    import json
+
+    from mobilenet.cli import main
+
+    _image_tree(tmp_path / "photos")
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--arch", "mobilenet_v1", "--width", "0.25", "--resolution", "32", "--workers", "0"]
+    argv = ["train", "--dataset", "imagefolder", "--data-dir", "photos", *tiny, "--epochs", "1", "--out", "run"]
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"]["data_dir"] == str(tmp_path / "photos")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "(4 images)" in capsys.readouterr().out

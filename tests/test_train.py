@@ -89,12 +89,17 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> No
     proc.send_signal(signal.SIGKILL)  # mid-way: after the first epoch's checkpoint, long before the last
     assert proc.wait() == -signal.SIGKILL
     assert Checkpoint.load(interrupted).epoch < 4
-    subprocess.run(_cli("train", "--resume", str(interrupted)), check=True, capture_output=True)
+    # the checkpoint file names its run too, and a setting of the machine (not of the result) may change
+    resume = _cli("train", "--resume", str(interrupted / "last.pt"), "--workers", "1")
+    subprocess.run(resume, check=True, capture_output=True)
     straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(interrupted / "last.pt")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     rows = (interrupted / "metrics.csv").read_text().splitlines()
     assert len(rows) == 5  # header + 4 epochs, none repeated
+    assert main(["train", "--resume", str(interrupted)]) == 0  # finished: said, nothing trained or rewritten
+    assert (interrupted / "metrics.csv").read_text().splitlines() == rows
+    assert main(["train", "--resume", str(interrupted), "--epochs", "5"]) == 2
 
 
 def test_new_runs_never_overwrite(tmp_path: Path) -> None:
@@ -304,6 +309,10 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                                  ("--precision", "fp16", "expected one of: auto, fp32, bf16")):  # fmt: skip
         assert main(["train", flag, value, "--out", str(tmp_path / "never")]) == 2
         assert message in capsys.readouterr().err
+    # a diverging run stops at the first non-finite loss with one line that says what to change
+    assert main(["train", *TINY, "--train-images", "128", "--lr", "1e9", "--out", str(tmp_path / "nan")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("mobilenet train: error: loss became ") and err.endswith("lower the lr"), err
     assert main(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "none")]) == 2
     assert "image folder" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing.pt")]) == 2

@@ -36,8 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input is the user's to fix: one line naming the value, exit 2 like argparse, no traceback.
         print(f"mobilenet {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:
-        # A file the system refused (unwritable or impossible output path, full disk): one line, no traceback.
+    except (OSError, FloatingPointError) as err:
+        # A file the system refused (unwritable or impossible output path, full disk), or a training run whose
+        # loss diverged (it names the step and what to change): one line, no traceback.
         print(f"mobilenet {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ order), sharded across distributed ranks, augmented and normalized. No torchvisi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from mobilenet.config import DataConfig
 from mobilenet.data import transforms as T
 from mobilenet.data.cifar import load_cifar
 from mobilenet.data.images import IMAGE_EXTENSIONS, open_image
+
+log = logging.getLogger("mobilenet")
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -121,17 +124,19 @@ def scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str]
     if unknown:
         raise ValueError(f"{root} has class folders not in the training set: {', '.join(unknown)}")
     samples: list[tuple[Path, int]] = []
+    others: list[Path] = []
     for index, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
             continue  # a validation split may lack a class
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        for path in files:
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise ValueError(f"not an image file: {path} (expected one of {', '.join(IMAGE_EXTENSIONS)})")
+        others += [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]  # sidecars: notes, JSON, XMP
+        files = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
         if not files:
-            raise ValueError(f"class folder {folder} has no images")
+            raise ValueError(f"class folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         samples += [(path, index) for path in files]
+    if others:
+        log.info(f"{root}: left out {len(others)} file(s) that are not images by their name, e.g. {others[0]}")
     return classes, samples
 
 

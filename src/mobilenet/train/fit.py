@@ -89,14 +89,28 @@ def fit(
     out: str | None = None,
     resume: str | None = None,
     num_classes: int | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train; with `resume` (a run directory) continue it from its last checkpoint with its saved configs.
+    """Train; with `resume` (a run directory) continue it from its last checkpoint with its saved configs,
+    except for `machine`: the `MACHINE_FIELDS` given anew (threads, device, workers, data_dir).
 
     The classifier gets as many outputs as the data has classes; `num_classes`, if given, must agree.
     """
     ckpt = Checkpoint.load(Path(resume) / LAST) if resume else None
     if ckpt is not None:
         model_cfg, data_cfg, train_cfg = ckpt.model_config, ckpt.data_config, ckpt.train_config
+        for name, value in (machine or {}).items():
+            if name in ("workers", "data_dir"):
+                data_cfg = dataclasses.replace(data_cfg, **{name: value})
+            else:
+                train_cfg = dataclasses.replace(train_cfg, **{name: value})
+        if ckpt.epoch >= train_cfg.epochs:
+            log.info(f"{resume} has finished all {train_cfg.epochs} epochs; nothing to train")
+            return {
+                "run_dir": str(resume),
+                "best_acc": ckpt.best_acc,
+                "final": ckpt.history[-1] if ckpt.history else {},
+            }
     ctx = distributed.setup(train_cfg.device)
     try:
         return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt, num_classes)
@@ -282,13 +296,36 @@ def train_run(
     if resume:
         if out:
             raise ValueError("--resume continues the run in its own directory; drop --out")
-        if given or config_file or num_classes is not None:
-            first = given[0] if given else "config" if config_file else "num_classes"
-            raise ValueError(f"--resume continues with the run's saved configs; drop --{first.replace('_', '-')}")
-        return fit(ModelConfig(), DataConfig(), TrainConfig(), resume=resume)
+        fixed = [k for k in given if k not in MACHINE_FIELDS]
+        if fixed or config_file or num_classes is not None:
+            first = fixed[0] if fixed else "config" if config_file else "num_classes"
+            raise ValueError(
+                f"--resume continues with the run's saved configs; drop --{first.replace('_', '-')} (only "
+                f"{', '.join('--' + k.replace('_', '-') for k in MACHINE_FIELDS)} may change: they do not "
+                "change the result)"
+            )
+        machine = {k: (overrides or {})[k] for k in given}
+        return fit(ModelConfig(), DataConfig(), TrainConfig(), resume=_run_of(resume), machine=machine)
     if (overrides or {}).get("init"):
         fixed = [k for k in GRAPH_FIELDS if k in given]
         if fixed:
             raise ValueError(f"--init weights fix the architecture; drop --{fixed[0].replace('_', '-')}")
     configs = resolve_recipe(recipe, config_file, overrides)
-    return fit(configs.model, configs.data, configs.train, out=out, num_classes=num_classes)
+    data = configs.data
+    if data.data_dir:  # saved as an absolute path: the run resumes and evaluates from any directory
+        data = dataclasses.replace(data, data_dir=str(Path(data.data_dir).expanduser().resolve()))
+    return fit(configs.model, data, configs.train, out=out, num_classes=num_classes)
+
+
+# Settings that decide where and how fast a run computes, not what it computes: a resumed run may change them.
+MACHINE_FIELDS: tuple[str, ...] = ("threads", "device", "workers", "data_dir")
+
+
+def _run_of(resume: str) -> str:
+    """The run directory `--resume` names: the directory itself, or its last.pt."""
+    path = Path(resume)
+    if path.is_file():
+        if path.name != LAST:
+            raise ValueError(f"--resume continues a run from its {LAST}: give the run directory, not {path.name}")
+        return str(path.parent)
+    return resume

@@ -27,9 +27,14 @@ log = logging.getLogger("mobilenet")
 def set_threads(cfg: TrainConfig, ctx: distributed.Context) -> int:
     """`cfg.threads`, or the cores this process may use shared among the ranks on this machine: more
     threads than cores makes every step wait on the slowest (an epoch ran 8x slower oversubscribed)."""
-    threads = cfg.threads
+    threads, cores = cfg.threads, available_cores()
     if not threads:
-        threads = max(1, available_cores() // ctx.local_world)
+        threads = max(1, cores // ctx.local_world)
+    elif threads * ctx.local_world > cores and ctx.is_main:
+        log.warning(
+            f"--threads {threads} x {ctx.local_world} process(es) on {cores} core(s): more threads than cores "
+            "slows every step (leave --threads out to use the cores; a resumed run may change it)"
+        )
     torch.set_num_threads(threads)
     return threads
 
