@@ -14,6 +14,7 @@ import torch
 
 from conftest import import_keras, import_peer, randomize_bn
 from mobilenet.cli import main
+from mobilenet.config import ModelConfig
 from mobilenet.models import build_model, count_params
 from mobilenet.weights import (
     convert_file,
@@ -547,3 +548,14 @@ def test_keras3_file_of_another_model_names_what_it_holds(tmp_path: Path) -> Non
         f.create_dataset("layers/dense/vars/1", data=np.zeros(4, np.float32))
     with pytest.raises(ValueError, match=r"the file holds 2 tensors, e.g. 'layers/dense/vars/0' \(8, 4\)"):
         convert_file(tmp_path / "small.weights.h5", "keras", arch="mobilenet_v2", width=1.0)
+
+
+def test_ours_to_a_peer_refuses_a_network_the_peer_does_not_have(tmp_path: Path) -> None:
+    from mobilenet.weights.layouts import check_layout
+
+    with pytest.raises(ValueError, match=r"keras's model is the paper's network, and this one differs \(cifar=True\)"):
+        check_layout("keras", ModelConfig(cifar=True))
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"")
+    assert main(["convert", str(weights), "--to", "timm", "-o", str(weights), "--force"]) == 2  # never onto itself
+    assert main(["convert", str(weights), "--from", "timm", "--to", "torchvision"]) == 2

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 PEERS = ("torchvision", "timm", "keras", "slim")
 
 
 def convert(args: argparse.Namespace) -> str:
     from mobilenet import weights
+    from mobilenet.files import checkpoint_file
 
     if (args.source is None) == (args.to is None):
-        raise ValueError("give --from SOURCE (peer weights -> ours) or --to TARGET (ours -> a peer's layout)")
+        both = "not both" if args.source else "one of them"
+        raise ValueError(f"give --from SOURCE (peer weights -> ours) or --to TARGET (ours -> a peer's layout), {both}")
+    src = Path(args.src)
+    if args.output and Path(args.output).resolve() in {src.resolve(), checkpoint_file(src).resolve()}:
+        raise ValueError(f"-o {args.output} is the file being converted; write the result to another file")
     if args.to:
         lines = weights.convert_to_peer(args.src, args.to, args.output, force=args.force)
     else:

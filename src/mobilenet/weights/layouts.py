@@ -70,7 +70,11 @@ def check_layout(source: str, config: ModelConfig) -> None:
         if getattr(config, n) != getattr(ModelConfig, n)
     ]
     if changed:
-        raise ValueError(f"peer layouts are for the papers' networks; this model changes {', '.join(changed)}")
+        what = ", ".join(f"{n}={getattr(config, n)!r}" for n in changed)
+        raise ValueError(
+            f"{source}'s model is the paper's network, and this one differs ({what}): with these weights "
+            f"{source} would compute something else (the tensors may fit, the strides or layers do not)"
+        )
 
 
 def _conv_bn(ours: str, theirs_conv: str, theirs_bn: str, kind: str = "conv") -> list[Row]:
