@@ -199,6 +199,13 @@ def test_memory_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert "200K" in capsys.readouterr().out
     assert main(["memory", "mobilenet_v1", "--split", "2"]) == 2
     assert "needs inverted residual blocks" in capsys.readouterr().err
+    for batch in ("0", "-3"):  # printed negative kilobytes before
+        assert main(["memory", "mobilenet_v2", "--batch", batch]) == 2
+        assert "batch must be an integer >= 1" in capsys.readouterr().err
+    # the paper's column is the 1.0 network's: left empty at other widths
+    assert main(["memory", "mobilenet_v2", "--width", "0.5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "paper_max_kb" not in data and all(row["paper"] is None for row in data["materialised"])
 
 
 def test_predict_split_on_a_trained_checkpoint(

@@ -41,9 +41,14 @@ def memory_data(
     first_layer: str = "split",
 ) -> dict[str, Any]:
     """Table 3 rows (ours and the paper's) and per-op live memory, plain and split, as plain data."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     nbytes = dtype_bytes(dtype)
     rows = materialised(config, resolution, first_layer)
-    paper = {size: row for size, *row in V2_TABLE3} if resolution == 224 and not config.cifar else {}
+    # the paper's Table 3 is for the 1.0 networks at 224
+    paper = (
+        {size: row for size, *row in V2_TABLE3} if resolution == 224 and not config.cifar and config.width == 1 else {}
+    )
     column = {"mobilenet_v1": 0, "mobilenet_v2": 2}.get(config.arch)
     data: dict[str, Any] = {
         "arch": config.arch,
