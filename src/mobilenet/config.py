@@ -43,6 +43,11 @@ GRAPH_FIELDS: tuple[str, ...] = (
 )
 
 
+def plural(count: int, noun: str) -> str:
+    """ "1 epoch", "2 epochs"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def check_types(config: object) -> None:
     """Raise ValueError naming the first field whose value is not of its declared type (a config file's
     `epochs = "1"` or `batch_size = 16.0`), before any rule compares it. An int is a valid float."""
@@ -205,6 +210,11 @@ class TrainConfig:
             "freeze_backbone": not self.freeze_backbone or bool(self.init),
         }
         bad = [name for name, ok in checks.items() if not ok]
+        if not bad and self.warmup_epochs > self.epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs:g}) is longer than the run ({plural(self.epochs, 'epoch')}): "
+                "the lr would never reach its peak"
+            )
         if bad == ["freeze_backbone"]:
             raise ValueError("freeze_backbone needs init: pretrained weights to freeze (--init WEIGHTS)")
         if bad:

@@ -106,7 +106,9 @@ def new_run_dir(out: str | None, stem: str, root: str | Path = "runs") -> Path:
     """`out` if given and absent or empty; else the first free runs/<stem>, <stem>-2, ... Never an existing run."""
     if out:
         path = Path(out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"--out {path} is a file, not a run directory; choose another --out")
+        if path.exists() and any(path.iterdir()):
             raise ValueError(
                 f"run directory {path} already exists and is not empty: pass --resume {path} to continue it, "
                 "or choose another --out"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mobilenet.config import DataConfig, ModelConfig
+from mobilenet.config import DataConfig, ModelConfig, plural
 from mobilenet.costs import model_costs, totals
 from mobilenet.experiments.groups import BASELINE, GROUPS
 from mobilenet.experiments.sweep import (
@@ -107,7 +107,8 @@ def ablation_report(
     base = summaries[BASELINE].variant
     lines = [
         f"Ablations on {dataset}: {base.model.arch} width {base.model.width}"
-        f"{' (CIFAR strides)' if base.model.cifar else ''}, {epochs} epochs, seeds {', '.join(map(str, seeds))}"
+        f"{' (CIFAR strides)' if base.model.cifar else ''}, {plural(epochs, 'epoch')}, "
+        f"seeds {', '.join(map(str, seeds))}"
         f"{subset_text(base.data)}.",
         "Top-1 is the test accuracy after the last epoch, mean +- std over seeds.",
         "",

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from mobilenet.config import ARCHS, DataConfig, ModelConfig
+from mobilenet.config import ARCHS, DataConfig, ModelConfig, plural
 from mobilenet.experiments.sweep import (
     Summary,
     Variant,
@@ -120,7 +120,7 @@ def tradeoff_report(summaries: dict[str, Summary], *, dataset: str, epochs: int,
     items = list(summaries.values())
     native = max(_res(s) for s in items)
     lines = [
-        f"Accuracy against cost on {dataset}: {epochs} epochs, seeds {', '.join(map(str, seeds))}"
+        f"Accuracy against cost on {dataset}: {plural(epochs, 'epoch')}, seeds {', '.join(map(str, seeds))}"
         f"{subset_text(items[0].variant.data)}; top-1 is the "
         "test accuracy after the last epoch (mean +- std over seeds). Multiply-adds per image at the input side.",
         "",
