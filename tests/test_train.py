@@ -394,6 +394,10 @@ def test_failed_and_interrupted_runs(
     with pytest.raises(RuntimeError, match="out of memory"):
         main(["train", *TINY, "--epochs", "2", "--out", str(tmp_path / "failed")])
     assert not (tmp_path / "failed").exists()  # nothing half-made to resume or to block a re-run
+    (tmp_path / "made").mkdir()  # an empty directory the user made for the run: kept, and left empty
+    with pytest.raises(RuntimeError, match="out of memory"):
+        main(["train", *TINY, "--epochs", "2", "--out", str(tmp_path / "made")])
+    assert (tmp_path / "made").is_dir() and list((tmp_path / "made").iterdir()) == []
 
     real = fit_module.__dict__["evaluate"]
     calls = []
@@ -409,7 +413,7 @@ def test_failed_and_interrupted_runs(
     run = tmp_path / "stopped"
     assert main(["train", *TINY, "--epochs", "3", "--resolution", "16", "--out", str(run)]) == 130
     assert Checkpoint.load(run).epoch == 1
-    assert f"continue with: mobilenet train --resume {run}" in caplog.text
+    assert f"(after epoch 1) is kept; continue: mobilenet train --resume {run}" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -135,8 +135,9 @@ def _fit(
         model_cfg = dataclasses.replace(model_cfg, num_classes=len(train.classes))
     else:
         ckpt.check_classes(train.classes, data_cfg.dataset)
+    made = bool(out) and Path(str(out)).is_dir()  # by the user, empty: kept if the run fails
     run_dir = _choose_run_dir(ctx, out, resume, f"{data_cfg.dataset}-{model_cfg.arch}")
-    with guarded(run_dir, ctx, fresh=resume is None):
+    with guarded(run_dir, ctx, fresh=resume is None, keep_dir=made):
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
         model: MobileNet
         if cfg.init and ckpt is None:

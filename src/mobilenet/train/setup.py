@@ -59,9 +59,10 @@ def choose_precision(model: nn.Module, train: Split, cfg: TrainConfig, ctx: dist
 
 
 @contextlib.contextmanager
-def guarded(run_dir: Path, ctx: distributed.Context, fresh: bool) -> Iterator[None]:
+def guarded(run_dir: Path, ctx: distributed.Context, fresh: bool, keep_dir: bool = False) -> Iterator[None]:
     """Rank 0 holds the run directory's lock. A new run that fails before its first checkpoint leaves no
-    directory behind (it could be neither resumed nor re-run); an interrupted one says what it kept."""
+    directory behind (it could be neither resumed nor re-run), or, with `keep_dir` (an empty directory the
+    user made for it), an empty one; an interrupted run says what it kept."""
     if not ctx.is_main:
         yield
         return
@@ -70,18 +71,28 @@ def guarded(run_dir: Path, ctx: distributed.Context, fresh: bool) -> Iterator[No
             yield
         except KeyboardInterrupt:
             if (run_dir / LAST).exists():
-                epoch = Checkpoint.load(run_dir / LAST).epoch
+                ckpt = Checkpoint.load(run_dir / LAST)
+                step = ckpt.training.step if ckpt.training is not None else 0
+                where = f"step {step} of epoch {ckpt.epoch + 1}" if step else f"after epoch {ckpt.epoch}"
                 log.error(
-                    "interrupted: %s (epoch %d) is kept; continue with: mobilenet train --resume %s",
-                    run_dir / LAST,
-                    epoch,
-                    run_dir,
+                    f"interrupted: {run_dir / LAST} ({where}) is kept; continue: mobilenet train --resume {run_dir}"
                 )
             elif fresh:
-                shutil.rmtree(run_dir, ignore_errors=True)
+                _discard(run_dir, keep_dir)
                 log.error("interrupted before the first epoch ended: nothing was kept")
             raise
         except BaseException:
             if fresh and not (run_dir / LAST).exists():
-                shutil.rmtree(run_dir, ignore_errors=True)
+                _discard(run_dir, keep_dir)
             raise
+
+
+def _discard(run_dir: Path, keep_dir: bool) -> None:
+    if not keep_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for child in run_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
