@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from mobilenet.checkpoint import Checkpoint, TrainingState, check_class_count
-from mobilenet.config import GRAPH_FIELDS, DataConfig, ModelConfig, TrainConfig, resolve_recipe
+from mobilenet.config import GRAPH_FIELDS, DataConfig, ModelConfig, TrainConfig, plural, resolve_recipe
 from mobilenet.data.splits import Split, load_splits
 from mobilenet.files import BEST, LAST, new_run_dir
 from mobilenet.models import MobileNet, build_model
@@ -100,17 +100,12 @@ def fit(
     if ckpt is not None:
         model_cfg, data_cfg, train_cfg = ckpt.model_config, ckpt.data_config, ckpt.train_config
         for name, value in (machine or {}).items():
+            if name == "data_dir":
+                value = str(Path(value).expanduser().resolve())
             if name in ("workers", "data_dir"):
                 data_cfg = dataclasses.replace(data_cfg, **{name: value})
             else:
                 train_cfg = dataclasses.replace(train_cfg, **{name: value})
-        if ckpt.epoch >= train_cfg.epochs:
-            log.info(f"{resume} has finished all {train_cfg.epochs} epochs; nothing to train")
-            return {
-                "run_dir": str(resume),
-                "best_acc": ckpt.best_acc,
-                "final": ckpt.history[-1] if ckpt.history else {},
-            }
     ctx = distributed.setup(train_cfg.device)
     try:
         return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt, num_classes)
@@ -138,6 +133,11 @@ def _fit(
     made = bool(out) and Path(str(out)).is_dir()  # by the user, empty: kept if the run fails
     run_dir = _choose_run_dir(ctx, out, resume, f"{data_cfg.dataset}-{model_cfg.arch}")
     with guarded(run_dir, ctx, fresh=resume is None, keep_dir=made):
+        if ckpt is not None and ckpt.epoch >= cfg.epochs:  # checked under the run's lock
+            if ctx.is_main:
+                log.info(f"{run_dir} has finished all {plural(cfg.epochs, 'epoch')}; nothing to train")
+            final = ckpt.history[-1] if ckpt.history else {}
+            return {"run_dir": str(run_dir), "best_acc": ckpt.best_acc, "final": final}
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
         model: MobileNet
         if cfg.init and ckpt is None:
