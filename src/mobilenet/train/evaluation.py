@@ -15,7 +15,7 @@ from mobilenet.train.loop import EvalResult, evaluate
 from mobilenet.train.plots import plot_confusion
 
 
-def test_split(
+def held_out_split(
     ckpt: Checkpoint, data: DataConfig | None = None, data_dir: str | Path | None = None, full_decode: bool = False
 ) -> ArraySplit | FolderSplit:
     """The held-out split to score `ckpt` on, fed as its training fed it: its resolution and normalisation.
@@ -65,11 +65,11 @@ def evaluate_checkpoint(
     full_decode: bool = False,
     data_dir: str | Path | None = None,
 ) -> tuple[EvalResult, list[str], Path, list[str]]:
-    """Top-1/top-5, per-class accuracy and confusion matrix on the test split (`test_split`); PNG and text
+    """Top-1/top-5, per-class accuracy and confusion matrix on the test split (`held_out_split`); PNG and text
     written to `out_dir` (default: `eval/` in the run directory), and the images that could not be read.
     Image folders decode large JPEGs at reduced size unless `full_decode`."""
     ckpt = Checkpoint.load(path)
-    test = test_split(ckpt, data, data_dir, full_decode)
+    test = held_out_split(ckpt, data, data_dir, full_decode)
     result = evaluate(ckpt.build_model(), test, batch_size=batch_size, channels_last=False, progress=True)
     skipped = test.skipped if isinstance(test, FolderSplit) else []
     if not int(result.confusion.sum()):
