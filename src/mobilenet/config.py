@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from mobilenet.validate import check_types
 
 # The networks this package builds. "conv_mobilenet" is V1 with every depthwise-separable pair replaced
 # by one full 3x3 convolution: the "Conv MobileNet" of Howard et al. 2017, Table 4.
@@ -46,39 +46,6 @@ GRAPH_FIELDS: tuple[str, ...] = (
 def plural(count: int, noun: str) -> str:
     """ "1 epoch", "2 epochs"."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def check_types(config: object) -> None:
-    """Raise ValueError naming the first field whose value is not of its declared type (a config file's
-    `epochs = "1"` or `batch_size = 16.0`), before any rule compares it. An int is a valid float."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):  # type: ignore[arg-type]
-        value, want = getattr(config, f.name), hints[f.name]
-        allowed = typing.get_args(want) if isinstance(want, types.UnionType) else (want,)
-        if not any(_is_a(value, kind) for kind in allowed):
-            names = " or ".join(_KINDS.get(kind, str(kind)) for kind in allowed)
-            raise ValueError(f"{f.name} must be {names}, got {value!r}")
-
-
-_KINDS: dict[object, str] = {
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    bool: "true or false",
-    type(None): "empty",
-}
-
-
-def _is_a(value: object, kind: object) -> bool:
-    if kind is type(None):
-        return value is None
-    if kind is bool or kind is str:
-        return isinstance(value, kind)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return True  # other field types keep their own rules
 
 
 def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:

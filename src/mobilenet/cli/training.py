@@ -90,7 +90,7 @@ _NOT_CONFIG = ("recipe", "config", "out", "resume", "num_classes", "command", "r
 
 
 def train(args: argparse.Namespace) -> str:
-    from mobilenet.train.fit import train_run
+    from mobilenet.train.run import train_run
 
     if args.resolution is not None and args.resolution < 1:
         raise ValueError(f"--resolution must be >= 1, got {args.resolution} (leave it out for the data's own side)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from mobilenet.config import DataConfig
 from mobilenet.data import transforms as T
 from mobilenet.data.cifar import load_cifar
 from mobilenet.data.images import IMAGE_EXTENSIONS, open_image
+from mobilenet.data.subsets import stratified_subset
 
 log = logging.getLogger("mobilenet")
 
@@ -206,6 +207,8 @@ class FolderSplit:
             persistent_workers=False,
         )
         batches, failed = iter(loader), None
+        if not train:
+            self.skipped.clear()  # this pass's unreadable files only
         try:
             done = 0
             for images, labels in batches:  # images differ in size, so workers crop them one by one
@@ -246,30 +249,6 @@ def load_splits(config: DataConfig) -> tuple[Split, Split]:
     the training split (the normalisation stays that of the whole split)."""
     train, test = _load_splits(config)
     return fewer_images(train, config.train_images), test
-
-
-def stratified_subset(labels: Sequence[int], n: int, seed: int = 0) -> list[int]:
-    """Indices of `n` items, each class kept in proportion (largest remainders), chosen by `seed`, sorted."""
-    by_class: dict[int, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_class.setdefault(int(label), []).append(i)
-    if not len(by_class) <= n <= len(labels):
-        raise ValueError(
-            f"train_images must be between {len(by_class)} (one per class) and {len(labels)} "
-            f"(the whole training split), got {n}"
-        )
-    g = torch.Generator().manual_seed(seed)
-    share = {c: n * len(items) / len(labels) for c, items in by_class.items()}
-    take = {c: max(1, int(q)) for c, q in share.items()}  # every class keeps at least one image
-    while sum(take.values()) > n:  # the minimum of one pushed the total over: trim the largest class
-        take[max(take, key=lambda c: take[c])] -= 1
-    for c in sorted(share, key=lambda c: share[c] - int(share[c]), reverse=True)[: n - sum(take.values())]:
-        take[c] += 1
-    chosen: list[int] = []
-    for c, items in sorted(by_class.items()):
-        order = torch.randperm(len(items), generator=g)[: take[c]]
-        chosen += [items[int(j)] for j in order]
-    return sorted(chosen)
 
 
 def fewer_images(split: Split, n: int) -> Split:

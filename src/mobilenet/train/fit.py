@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from mobilenet.checkpoint import Checkpoint, TrainingState, check_class_count
-from mobilenet.config import GRAPH_FIELDS, DataConfig, ModelConfig, TrainConfig, plural, resolve_recipe
+from mobilenet.config import DataConfig, ModelConfig, TrainConfig, plural
 from mobilenet.data.splits import Split, load_splits
 from mobilenet.files import BEST, LAST, new_run_dir
 from mobilenet.models import MobileNet, build_model
@@ -281,52 +281,3 @@ def _fit(
     if ctx.is_main:
         log.info("best test top-1 %.2f%%; checkpoints, metrics and curves in %s", 100 * best, run_dir)
     return {"run_dir": str(run_dir), "best_acc": best, "final": rows[-1] if rows else {}}
-
-
-def train_run(
-    recipe: str = "digits",
-    config_file: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    *,
-    out: str | None = None,
-    resume: str | None = None,
-    num_classes: int | None = None,
-) -> dict[str, Any]:
-    """`mobilenet train`: a recipe, then a config file, then `overrides` (flags); or resume a run as saved."""
-    given = sorted(k for k, v in (overrides or {}).items() if v is not None)
-    if resume:
-        if out:
-            raise ValueError("--resume continues the run in its own directory; drop --out")
-        fixed = [k for k in given if k not in MACHINE_FIELDS]
-        if fixed or config_file or num_classes is not None:
-            first = fixed[0] if fixed else "config" if config_file else "num_classes"
-            raise ValueError(
-                f"--resume continues with the run's saved configs; drop --{first.replace('_', '-')} (only "
-                f"{', '.join('--' + k.replace('_', '-') for k in MACHINE_FIELDS)} may change: they do not "
-                "change the result)"
-            )
-        machine = {k: (overrides or {})[k] for k in given}
-        return fit(ModelConfig(), DataConfig(), TrainConfig(), resume=_run_of(resume), machine=machine)
-    if (overrides or {}).get("init"):
-        fixed = [k for k in GRAPH_FIELDS if k in given]
-        if fixed:
-            raise ValueError(f"--init weights fix the architecture; drop --{fixed[0].replace('_', '-')}")
-    configs = resolve_recipe(recipe, config_file, overrides)
-    data = configs.data
-    if data.data_dir:  # saved as an absolute path: the run resumes and evaluates from any directory
-        data = dataclasses.replace(data, data_dir=str(Path(data.data_dir).expanduser().resolve()))
-    return fit(configs.model, data, configs.train, out=out, num_classes=num_classes)
-
-
-# Settings that decide where and how fast a run computes, not what it computes: a resumed run may change them.
-MACHINE_FIELDS: tuple[str, ...] = ("threads", "device", "workers", "data_dir")
-
-
-def _run_of(resume: str) -> str:
-    """The run directory `--resume` names: the directory itself, or its last.pt."""
-    path = Path(resume)
-    if path.is_file():
-        if path.name != LAST:
-            raise ValueError(f"--resume continues a run from its {LAST}: give the run directory, not {path.name}")
-        return str(path.parent)
-    return resume
