@@ -332,7 +332,8 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["world_size"] == 2 and saved["resolution"] == 16 and saved["train"]["precision"] == "fp32"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and 0 <= rows[0]["test_acc"] <= 1
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["best.pt", "last.pt"]
@@ -347,6 +348,8 @@ def test_main_job_reaches_98_percent(digits_run: Path) -> None:
     assert ckpt.model_config == recipe.model
     assert ckpt.train_config == dataclasses.replace(recipe.train, precision=ckpt.train_config.precision)
     assert ckpt.epoch == RECIPES["digits"].train.epochs and ckpt.history[-1]["test_acc"] >= 0.98
+    saved = json.loads((digits_run / "config.json").read_text())  # the side it trained at, not "0: native"
+    assert saved["data"]["resolution"] == 0 and saved["resolution"] == ckpt.resolution == 32
 
 
 def test_predict_reports_each_bad_file_and_reads_16_bit_images(

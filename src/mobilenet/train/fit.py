@@ -181,6 +181,7 @@ def _fit(
                 "data": dataclasses.asdict(data_cfg),
                 "train": dataclasses.asdict(cfg),
                 "classes": train.classes,
+                "resolution": train.resolution,  # the side trained at (data.resolution 0 means the data's own)
                 "world_size": ctx.world,
             }
             (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
