@@ -510,7 +510,9 @@ def test_convert_infers_architecture_and_width_from_the_shapes(
     assert "mobilenet_v2 width 0.5, 1000 classes" in out and "inferred: mobilenet_v2 width 0.5" in out
     torch.save({"features.0.0.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "odd.pth")
     assert main(["convert", str(tmp_path / "odd.pth"), "--from", "torchvision"]) == 2
-    assert "no mobilenet_v2 or mobilenet_v1 at a published width" in capsys.readouterr().err
+    assert "no mobilenet_v2 or mobilenet_v1 at the widths tried" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path), "--from", "torchvision"]) == 2  # a run directory: --to is meant
+    assert "is a directory: --from reads a peer's weights file" in capsys.readouterr().err
 
 
 def test_file_errors_name_what_is_in_the_file(tmp_path: Path) -> None:

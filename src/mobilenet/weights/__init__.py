@@ -73,9 +73,10 @@ def convert_file(
             return converted
     if arch and width:
         raise first_error  # type: ignore[misc]
+    tried = ", ".join(f"{x:g}" for x in widths)
     raise ValueError(
-        f"{Path(path).name}: no {' or '.join(archs)} at a published width "
-        f"({', '.join(f'{x:g}' for x in widths)}) fits its tensors ({first_error}); give --arch and --width"
+        f"{Path(path).name}: no {' or '.join(archs)} at the widths tried ({tried}) fits its tensors "
+        f"({first_error}); give {'--width' if arch else '--arch and --width'}"
     )
 
 

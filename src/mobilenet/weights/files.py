@@ -46,6 +46,11 @@ def read_tensors(path: str | Path) -> dict[str, Any]:
     tf_prefix = Path(re.sub(r"\.(index|data-\d{5}-of-\d{5})$", "", str(path)))
     if Path(f"{tf_prefix}.index").is_file():
         return read_tf_checkpoint(tf_prefix)
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is a directory: --from reads a peer's weights file; to write a run's weights in a peer's "
+            "layout, use --to"
+        )
     if not path.is_file():
         raise ValueError(f"weights file {path} does not exist")
     suffix = path.suffix.lower()
