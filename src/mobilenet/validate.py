@@ -5,13 +5,19 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from typing import Any
+
+_HINTS: dict[Any, dict[str, Any]] = {}  # per config class: its string annotations, evaluated once
 
 
-def check_types(config: object) -> None:
+def check_types(config: Any) -> None:
     """Raise ValueError naming the first field whose value is not of its declared type (a config file's
     `epochs = "1"` or `batch_size = 16.0`), before any rule compares it. An int is a valid float."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+    cls = type(config)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    hints = _HINTS[cls]
+    for f in dataclasses.fields(config):
         value, want = getattr(config, f.name), hints[f.name]
         allowed = typing.get_args(want) if isinstance(want, types.UnionType) else (want,)
         if not any(_is_a(value, kind) for kind in allowed):

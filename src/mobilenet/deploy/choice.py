@@ -31,9 +31,10 @@ def checkpoint_stamp(path: Path) -> dict[str, Any]:
 def _file_stamp(path: Path, old: bool = False) -> dict[str, Any]:
     """The chosen file's size and SHA-256: a copy (`cp -r`, tar, scp) keeps it, any change breaks it.
     `old`: size and time, as choices written before the hash recorded them."""
+    stat = path.stat()
     if old:
-        return {"file_size": path.stat().st_size, "file_mtime_ns": path.stat().st_mtime_ns}
-    return {"file_size": path.stat().st_size, "file_sha256": sha256sum(path)}
+        return {"file_size": stat.st_size, "file_mtime_ns": stat.st_mtime_ns}
+    return {"file_size": stat.st_size, "file_sha256": sha256sum(path)}
 
 
 def write_choice(out: Path, choice: engines.EngineChoice, checkpoint: Path, resolution: int, file: Path) -> Path:

@@ -258,7 +258,6 @@ def export_weights_mobile(
     require(fmt)
     model, metadata = load_pretrained(weights)
     resolution = int(metadata.get("resolution", 224)) if resolution is None else resolution
-    check_resolution(model.spec, resolution)
     try:
         pre = Preprocessing(tuple(json.loads(metadata["mean"])), tuple(json.loads(metadata["std"])), resolution)
     except (KeyError, json.JSONDecodeError) as err:

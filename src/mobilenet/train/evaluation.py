@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilenet.checkpoint import Checkpoint
-from mobilenet.config import DataConfig
+from mobilenet.config import DataConfig, plural
 from mobilenet.data.photos import EVAL_CROP_FRACTION
 from mobilenet.data.splits import ArraySplit, FolderSplit, load_splits, scan_folder
 from mobilenet.files import beside, checkpoint_file
@@ -23,16 +23,13 @@ def held_out_split(
     `data`: another dataset (default: the one it was trained on); `data_dir`: that dataset's folder or
     archive. An image folder needs only its `val/` (or the class folders themselves), matched to the
     checkpoint's classes by name; an unreadable image there is left out and listed in `skipped`."""
-    if data is None:
-        data = ckpt.data_config
-        if data_dir is not None:
-            if data.dataset == "digits":
-                raise ValueError(
-                    "digits ships with scikit-learn and has no folder; to score images on disk give "
-                    "--dataset imagefolder with --data-dir (DIR/val/CLASS/*.png or DIR/CLASS/*.png)"
-                )
-            data = dataclasses.replace(data, data_dir=str(data_dir))
-    elif data_dir is not None:
+    data = data or ckpt.data_config
+    if data_dir is not None:
+        if data.dataset == "digits":
+            raise ValueError(
+                "digits ships with scikit-learn and has no folder; to score images on disk give "
+                "--dataset imagefolder with --data-dir (DIR/val/CLASS/*.png or DIR/CLASS/*.png)"
+            )
         data = dataclasses.replace(data, data_dir=str(data_dir))
     if data.dataset != "imagefolder":
         _, test = load_splits(dataclasses.replace(data, resolution=data.resolution or ckpt.resolution))
@@ -72,8 +69,7 @@ def evaluate_checkpoint(
     test = held_out_split(ckpt, data, data_dir, full_decode)
     result = evaluate(ckpt.build_model(), test, batch_size=batch_size, channels_last=False, progress=True)
     skipped = test.skipped if isinstance(test, FolderSplit) else []
-    if not int(result.confusion.sum()):
-        raise ValueError(f"no image could be read: {skipped[0] if skipped else 'the split is empty'}")
+    _check_scored(result, skipped)
     out = Path(out_dir) if out_dir else beside(path, "eval")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -129,8 +125,7 @@ def evaluate_weights(
         _weights_folder(model, meta, Path(data_dir), "val", workers, full_decode), skip_unreadable=True
     )
     result = evaluate(model, split, batch_size=batch_size, channels_last=False, progress=True)
-    if not int(result.confusion.sum()):
-        raise ValueError(f"no image could be read: {split.skipped[0] if split.skipped else 'the folder is empty'}")
+    _check_scored(result, split.skipped)
     return result, meta, split.skipped
 
 
@@ -195,7 +190,12 @@ def weights_evaluation_text(
     return "\n".join(lines + _skipped_lines(skipped)), 1 if skipped else 0
 
 
+def _check_scored(result: EvalResult, skipped: list[str]) -> None:
+    if not int(result.confusion.sum()):
+        raise ValueError(f"no image could be read: {skipped[0] if skipped else 'there are none'}")
+
+
 def _skipped_lines(skipped: list[str]) -> list[str]:
     if not skipped:
         return []
-    return [f"left out {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}:"] + [f"  {r}" for r in skipped]
+    return [f"left out {plural(len(skipped), 'unreadable image')}:"] + [f"  {r}" for r in skipped]

@@ -99,13 +99,9 @@ def fit(
     ckpt = Checkpoint.load(Path(resume) / LAST) if resume else None
     if ckpt is not None:
         model_cfg, data_cfg, train_cfg = ckpt.model_config, ckpt.data_config, ckpt.train_config
-        for name, value in (machine or {}).items():
-            if name == "data_dir":
-                value = str(Path(value).expanduser().resolve())
-            if name in ("workers", "data_dir"):
-                data_cfg = dataclasses.replace(data_cfg, **{name: value})
-            else:
-                train_cfg = dataclasses.replace(train_cfg, **{name: value})
+        data_fields = {f.name for f in dataclasses.fields(data_cfg)}
+        data_cfg = dataclasses.replace(data_cfg, **{k: v for k, v in (machine or {}).items() if k in data_fields})
+        train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in (machine or {}).items() if k not in data_fields})
     ctx = distributed.setup(train_cfg.device)
     try:
         return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt, num_classes)
@@ -130,7 +126,7 @@ def _fit(
         model_cfg = dataclasses.replace(model_cfg, num_classes=len(train.classes))
     else:
         ckpt.check_classes(train.classes, data_cfg.dataset)
-    made = bool(out) and Path(str(out)).is_dir()  # by the user, empty: kept if the run fails
+    made = Path(out).is_dir() if out else False  # by the user, empty: kept if the run fails
     run_dir = _choose_run_dir(ctx, out, resume, f"{data_cfg.dataset}-{model_cfg.arch}")
     with guarded(run_dir, ctx, fresh=resume is None, keep_dir=made):
         if ckpt is not None and ckpt.epoch >= cfg.epochs:  # checked under the run's lock

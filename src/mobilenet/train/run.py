@@ -34,7 +34,7 @@ def train_run(
                 f"{', '.join('--' + k.replace('_', '-') for k in MACHINE_FIELDS)} may change: they do not "
                 "change the result)"
             )
-        machine = {k: (overrides or {})[k] for k in given}
+        machine = {k: _absolute(v) if k == "data_dir" else v for k, v in (overrides or {}).items() if k in given}
         return fit(ModelConfig(), DataConfig(), TrainConfig(), resume=_run_of(resume), machine=machine)
     if (overrides or {}).get("init"):
         fixed = [k for k in GRAPH_FIELDS if k in given]
@@ -42,9 +42,14 @@ def train_run(
             raise ValueError(f"--init weights fix the architecture; drop --{fixed[0].replace('_', '-')}")
     configs = resolve_recipe(recipe, config_file, overrides)
     data = configs.data
-    if data.data_dir:  # saved as an absolute path: the run resumes and evaluates from any directory
-        data = dataclasses.replace(data, data_dir=str(Path(data.data_dir).expanduser().resolve()))
+    if data.data_dir:
+        data = dataclasses.replace(data, data_dir=_absolute(data.data_dir))
     return fit(configs.model, data, configs.train, out=out, num_classes=num_classes)
+
+
+def _absolute(data_dir: str) -> str:
+    """Saved as an absolute path: the run resumes and evaluates from any directory."""
+    return str(Path(data_dir).expanduser().resolve())
 
 
 # Settings that decide where and how fast a run computes, not what it computes: a resumed run may change them.
