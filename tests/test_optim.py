@@ -108,6 +108,15 @@ def test_auto_precision_is_measured_and_recorded(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     monkeypatch.setattr(optim, "step_times", lambda *a, **k: pytest.fail("no AVX-512: nothing to measure"))
     assert not optim.choose_bf16(model, x, y, TrainConfig(), cpu)
+    # on a GPU bf16 is timed too (an H200 trained this model faster in fp32), where the GPU has bf16 at all
+    gpu = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(optim, "step_times", lambda *a, **k: {"fp32": 1.0, "bf16": 1.2})
+    assert not optim.choose_bf16(model, x, y, TrainConfig(), gpu)
+    monkeypatch.setattr(optim, "step_times", lambda *a, **k: {"fp32": 1.0, "bf16": 0.5})
+    assert optim.choose_bf16(model, x, y, TrainConfig(), gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert not optim.choose_bf16(model, x, y, TrainConfig(), gpu)
 
 
 def test_the_chosen_precision_is_saved_for_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

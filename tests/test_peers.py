@@ -23,3 +23,39 @@ def test_timm_v1_param_count_and_analytic_count() -> None:
     timm = import_peer("timm")
     theirs = count_params(timm.create_model("mobilenetv1_100"))
     assert theirs == count_params(mobilenet_v1()) == totals(model_costs(ModelConfig(arch="mobilenet_v1"))).params
+
+
+def test_a_working_peer_is_imported_as_it_is_and_a_cpu_torch_gets_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torchvision whose C ops load must not find `torchvision::nms` defined first (that aborts the
+    process); only an import that failed for want of that op is retried with the two schemas defined."""
+    import types
+
+    from mobilenet import peers
+
+    defined: list[str] = []
+
+    class Library:
+        def __init__(self, ns: str, kind: str) -> None:
+            pass
+
+        def define(self, schema: str) -> None:
+            defined.append(schema.split("(")[0])
+
+    monkeypatch.setattr(peers.torch.library, "Library", Library)
+    monkeypatch.setattr(peers, "_schemas", None)
+    fine = types.ModuleType("torchvision")
+    monkeypatch.setattr(peers.importlib, "import_module", lambda name: fine)
+    assert peers.import_peer("torchvision") is fine and defined == [] and peers._schemas is None
+    calls: list[str] = []
+
+    def cpu_torch(name: str) -> types.ModuleType:
+        calls.append(name)
+        if len(calls) == 1:
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return fine
+
+    monkeypatch.setattr(peers.importlib, "import_module", cpu_torch)
+    assert peers.import_peer("timm") is fine and defined == ["nms", "qnms"] and calls == ["timm", "timm"]
+    monkeypatch.setattr(peers.importlib, "import_module", lambda name: (_ for _ in ()).throw(ValueError("broken")))
+    with pytest.raises(ImportError, match="timm is not usable here: ValueError: broken"):
+        peers.import_peer("timm")
