@@ -6,7 +6,8 @@ Stages, each timed on its own over the same JPEGs (median ms over photos x repea
 (4000x3000) and a web-size (1280x960) photo: decoding (full, and at the reduced scales libjpeg's DCT
 scaling offers), each pipeline's resize, and the networks (MobileNetV2 1.0/224, fp32 and int8) on the
 engines the photo bench uses. What `mobilenet bench --photos` times end to end is the sum of one row
-per stage; this shows which stage a faster pipeline could still shorten.
+per stage; this shows which stage a faster pipeline could still shorten. Last, what each decoding scale
+costs in pixels: the PSNR of the 224x224 centre crop against the one made from a full decode.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from mobilenet.data.images import open_image
 from mobilenet.data.photos import PhotoPrep, load_pixels, resize_center_crop
 from mobilenet.deploy.bench_paths import random_calibration
-from mobilenet.deploy.bench_photos import MEAN, SIZES, STD, keras_load, keras_runner, make_photos
+from mobilenet.deploy.bench_photos import MEAN, SIZES, STD, keras_load, keras_runners, make_photos
 from mobilenet.deploy.engines import load
 from mobilenet.deploy.export import export_onnx, onnx_export
 from mobilenet.deploy.mobile import Preprocessing, Uint8NHWC
@@ -57,6 +59,31 @@ def decode_at(path: Path, scale: int) -> Image.Image:
         return image
 
 
+def torch_resize_crop(image: Image.Image, size: int) -> np.ndarray:
+    """Resize the short side to size / 0.875 with PyTorch's uint8 antialiased bilinear, then centre crop."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    short = round(size / 0.875)
+    h, w = x.shape[2:]
+    new_h, new_w = (short, round(w * short / h)) if h <= w else (round(h * short / w), short)
+    y = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return y[0, :, top : top + size, left : left + size].permute(1, 2, 0).numpy()
+
+
+def psnr_rows(photos: list[Path], size: str) -> list[tuple[str, str, float]]:
+    """dB of each decoding scale's crop against the full decode's (median, and the worst photo)."""
+    full = [np.asarray(resize_center_crop(decode_at(p, 1).convert("RGB"), 224), np.float64) for p in photos]
+    rows = []
+    for scale in (2, 4, 8):
+        values = []
+        for p, ref in zip(photos, full, strict=True):
+            crop = np.asarray(resize_center_crop(decode_at(p, scale).convert("RGB"), 224), np.float64)
+            values.append(10 * np.log10(255**2 / max(np.mean((crop - ref) ** 2), 1e-12)))
+        rows.append((size, f"PSNR dB of the crop, decoded at 1/{scale}: median", statistics.median(values)))
+        rows.append((size, f"PSNR dB of the crop, decoded at 1/{scale}: worst", min(values)))
+    return rows
+
+
 def photo_rows(photos: list[Path], size: str, repeats: int) -> list[tuple[str, str, float]]:
     prep = PhotoPrep(224)
     rows = []
@@ -68,6 +95,7 @@ def photo_rows(photos: list[Path], size: str, repeats: int) -> list[tuple[str, s
     stages: list[tuple[str, Callable[[Path], object]]] = [
         ("ours: decode as load_pixels does", lambda p: open_image(p, prep.min_side())),
         ("ours: resize + centre crop (antialiased)", lambda p: resize_center_crop(reduced[p], 224)),
+        ("  the same resize in PyTorch (uint8, antialias)", lambda p: torch_resize_crop(reduced[p], 224)),
         ("ours: load_pixels, all of it", lambda p: load_pixels(p, prep)),
         ("keras: squash to 224 (nearest)", lambda p: full[p].resize((224, 224), Image.Resampling.NEAREST)),
         ("keras: load_img + preprocess_input, all of it", keras_load),
@@ -84,12 +112,14 @@ def main() -> None:
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     rows: list[tuple[str, str, float]] = []
+    psnr: list[tuple[str, str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for kind in ("camera", "web"):
             photos = make_photos(work, kind, a.photos)
             size = "x".join(map(str, SIZES[kind]))
             rows += photo_rows(photos, size, a.repeats)
+            psnr += psnr_rows(photos, size)
         model = mobilenet_v2().eval()
         u8 = np.zeros((1, 224, 224, 3), np.uint8)
         fp32 = onnx_export(Uint8NHWC(model, Preprocessing(MEAN, STD, 224)).eval(), work / "u8.onnx",
@@ -101,12 +131,12 @@ def main() -> None:
         run8 = load(int8, "openvino", threads=a.threads, precision="int8", pixels=(MEAN, STD))
         rows.append(("network", "ours: OpenVINO int8 (QDQ), uint8 NHWC in", median_ms(lambda: run8(u8), 50)))
         notes: list[str] = []
-        keras = keras_runner(work, a.threads, notes)
-        if keras is not None:
-            x = np.zeros((1, 224, 224, 3), np.float32)
-            rows.append(("network", "keras: LiteRT fp32 (TFLiteConverter)", median_ms(lambda: keras(x), 50)))
+        x = np.zeros((1, 224, 224, 3), np.float32)
+        for precision, keras in keras_runners(work, a.threads, ("fp32", "int8"), notes).items():
+            label = f"keras: LiteRT {precision} (TFLiteConverter)"
+            rows.append(("network", label, median_ms(lambda k=keras: k(x), 50)))
     print(f"threads {a.threads}; median ms per photo ({a.photos} photos x {a.repeats})")
-    for what, stage, ms in rows:
+    for what, stage, ms in rows + psnr:
         print(f"{what:<10} {stage:<48} {ms:8.2f}")
     for note in notes:
         print(f"note: {note}")

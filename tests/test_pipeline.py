@@ -162,18 +162,25 @@ def test_bench_photos_cli_times_both_pipelines(
 
     # a fresh process, as users run it (OpenVINO and LiteRT thread pools stay out of this one)
     argv = [sys.executable, "-m", "mobilenet", "bench", "--photos", "--photo-counts", "2", "8", "4"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([*argv, "--precision", "fp32", "int8"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     for workload in ("one camera photo (4000x3000)", "one web photo (1280x960)", "folder of 8 web photos",
                      "folder of 4 camera photos"):  # fmt: skip
-        line = next(line for line in out.splitlines() if line.startswith(workload))
-        cells = line[34:].split()  # torchvision, keras, ours, ratio against the faster peer, agreement
-        assert float(cells[0]) > 0 and float(cells[2]) > 0 and cells[3].endswith("x"), line
-        assert (cells[1] != "-") == has_tensorflow(), line  # Keras' pipeline wherever TensorFlow is installed
+        rows = [line for line in out.splitlines() if line.startswith(workload)]
+        # precision, torchvision, keras, ours, ratio against the faster peer, agreement: fp32 and int8 rows
+        assert [line[34:].split()[0] for line in rows] == ["fp32", "int8"], out
+        for line in rows:
+            cells = line[40:].split()
+            assert float(cells[0]) > 0 and float(cells[2]) > 0 and cells[3].endswith("x"), line
+            assert (cells[1] != "-") == has_tensorflow(), line  # Keras' pipeline wherever TensorFlow is installed
+    # the int8 networks are the same weights quantized alike: ours and torchvision's agree as at fp32
+    web = [line for line in out.splitlines() if line.startswith("folder of 8 web photos")]
+    assert all(int(line.split()[-1].split("/")[0]) >= 6 for line in web), web
     if not has_tensorflow():
         assert "Keras pipeline skipped" in out and "mobilenet[tensorflow]" in out
     assert main(["bench", "--photos", "--photo-counts", "0", "0", "0"]) == 2
+    assert main(["bench", "--photos", "--precision", "bf16"]) == 2  # no peer pipeline to compare bf16 with
     text = digits_agreement(str(digits_run), 6, 1500, tmp_path)
     assert "(6 images): top-1 agreement fast vs full decode" in text
 

@@ -36,6 +36,7 @@ def bench(args: argparse.Namespace) -> str:
             folder_web=web,
             folder_camera=camera,
             checkpoint=args.checkpoint,
+            precisions=photo_precisions(args.precision),
         )
         return bench_photos(photo_options, progress=lambda m: print(f"timing {m}", file=sys.stderr))
     if args.weights and args.checkpoint:
@@ -56,6 +57,20 @@ def bench(args: argparse.Namespace) -> str:
     )
     report = run_bench(options, expect=expect, progress=lambda m: print(f"timing {m}", file=sys.stderr))
     return json.dumps(report_data(report), indent=2) if args.json else report_text(report, args.reference)
+
+
+def photo_precisions(given: list[str]) -> tuple[str, ...]:
+    """`--precision` for `--photos`: fp32 unless asked (the default list names all three), int8 too when
+    asked; bf16 has no peer pipeline to compare with."""
+    if given == PRECISION_DEFAULT:
+        return ("fp32",)
+    chosen = tuple(p for p in ("fp32", "int8") if p in given)
+    if not chosen:
+        raise ValueError("--photos times fp32 and int8 pipelines: give --precision fp32, int8 or both")
+    return chosen
+
+
+PRECISION_DEFAULT = ["fp32", "int8", "bf16"]
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -87,9 +102,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         nargs="+",
-        default=["fp32", "int8", "bf16"],
+        default=PRECISION_DEFAULT,
         choices=("fp32", "int8", "bf16"),
-        help="engine precisions (bf16 only on OpenVINO, where the CPU has AVX512-BF16 or AMX)",
+        help="engine precisions (bf16 only on OpenVINO, where the CPU has AVX512-BF16 or AMX); with --photos: "
+        "fp32 (default) and/or int8, every pipeline's network at that precision",
     )
     p.add_argument(
         "--reference",

@@ -5,7 +5,7 @@ Photos: scikit-learn's two sample photos (china.jpg, flower.jpg), varied by crop
 re-encoded as JPEG (quality 90) at camera size (4000x3000) and web size (1280x960).
 
 Both pipelines run MobileNetV2 1.0/224 (the same random weights: ours, and torchvision's model with the
-same tensors) through OpenVINO fp32 on `--threads` threads:
+same tensors) through OpenVINO (fp32 by default) on `--threads` threads:
 - peer: `Image.open(...).convert("RGB")`, torchvision's `Resize(256)`, `CenterCrop(224)`, `ToTensor()`,
   `Normalize(ImageNet)`, then its ONNX export on OpenVINO (NCHW float input). For folders, torchvision's
   own way to overlap decoding: a `DataLoader` with 2 worker processes, batch 8.
@@ -15,8 +15,9 @@ same tensors) through OpenVINO fp32 on `--threads` threads:
   decode, whole image resized with nearest-neighbour) and `preprocess_input` (to [-1, 1]), written out
   here so TensorFlow stays out of this process, feeding Keras' MobileNetV2 converted by TFLiteConverter
   (fp32) in the LiteRT interpreter; for folders the same 2-worker overlap as torchvision's.
-Latency is one photo at a time, the pipelines interleaved photo by photo; the median is reported.
-Speed-ups are against the faster of the peers' pipelines.
+With `precisions=("fp32", "int8")` every workload is timed again with each pipeline's network at its
+int8 path (see `networks`). Latency is one photo at a time, the pipelines interleaved photo by photo;
+the median is reported. Speed-ups are against the faster of the peers' pipelines.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from mobilenet.deploy.engines import load
 from mobilenet.deploy.export import onnx_export
 from mobilenet.deploy.mobile import Preprocessing
 from mobilenet.deploy.pipeline import label_photos, uint8_runner
-from mobilenet.models import mobilenet_v2
+from mobilenet.models import MobileNet, mobilenet_v2
 from mobilenet.peers import import_peer
 from mobilenet.weights import export_tensors
 
@@ -73,19 +74,6 @@ def keras_load(path: Path) -> np.ndarray:
     `img_to_array` and `keras.applications.mobilenet_v2.preprocess_input`: (224, 224, 3) float in [-1, 1]."""
     image = Image.open(path).convert("RGB").resize((224, 224), Image.Resampling.NEAREST)
     return np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-
-
-def keras_runner(work: Path, threads: int, notes: list[str]) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Keras' MobileNetV2 1.0/224 through TFLiteConverter, in the LiteRT interpreter; None (and a note)
-    where TensorFlow or LiteRT is missing."""
-    from mobilenet.deploy.keras_tflite import keras_files
-    from mobilenet.deploy.mobile import tflite_runner
-
-    try:
-        return tflite_runner(keras_files(work, 1.0, 1000, 224, ("fp32",))["fp32"], threads)
-    except ValueError as err:
-        notes.append(f"Keras pipeline skipped: {err}")
-        return None
 
 
 def torchvision_load(path: Path, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
@@ -143,6 +131,64 @@ class PhotoBenchOptions:
     checkpoint: str | None = None  # a trained digits run: reduced vs full decoding accuracy
     digits: int = 360
     keras: bool = True  # Keras' pipeline too, where TensorFlow is installed (its conversion takes ~20 s)
+    precisions: tuple[str, ...] = ("fp32",)  # "int8": every pipeline's network quantized (see `networks`)
+
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def networks(
+    work: Path, ours: MobileNet, theirs: torch.nn.Module, options: PhotoBenchOptions, notes: list[str]
+) -> dict[str, tuple[Runner, Runner | None, Runner]]:
+    """Per precision, the three pipelines' networks: (torchvision's, Keras' or None, ours).
+
+    fp32: torchvision's ONNX export and ours (uint8 NHWC in, normalisation folded) on OpenVINO, Keras'
+    TFLiteConverter file on LiteRT. int8: each network at its fastest int8 path on the same engine:
+    torchvision's export and ours quantized alike (onnxruntime's static QDQ, per-channel weights, the same
+    16 calibration images) on OpenVINO, ours fed uint8 NHWC pixels converted inside OpenVINO's graph (as
+    `predict` runs a quantized run); Keras' model full-integer through TFLiteConverter on LiteRT."""
+    from mobilenet.deploy.bench_paths import random_calibration
+    from mobilenet.deploy.qdq import quantize_onnx
+
+    threads, example = options.threads, torch.zeros(2, 3, 224, 224)
+    peer_file = onnx_export(theirs, work / "tv.onnx", example)
+    keras = keras_runners(work, options.threads, options.precisions, notes) if options.keras else {}
+    out: dict[str, tuple[Runner, Runner | None, Runner]] = {}
+    for precision in options.precisions:
+        if precision == "fp32":
+            our_run, _ = uint8_runner(ours, Preprocessing(MEAN, STD, 224), "openvino", threads=threads)
+            out[precision] = (load(peer_file, "openvino", threads=threads), keras.get(precision), our_run)
+            continue
+        calibration = random_calibration(224)
+        peer_int8 = quantize_onnx(peer_file, work / "tv.int8.onnx", calibration)
+        our_int8 = quantize_onnx(onnx_export(ours, work / "ours.onnx", example), work / "ours.int8.onnx", calibration)
+        out[precision] = (
+            load(peer_int8, "openvino", threads=threads, precision="int8"),
+            keras.get(precision),
+            load(our_int8, "openvino", threads=threads, precision="int8", pixels=(MEAN, STD)),
+        )
+    return out
+
+
+def keras_runners(work: Path, threads: int, precisions: tuple[str, ...], notes: list[str]) -> dict[str, Runner]:
+    """Keras' MobileNetV2 1.0/224 through TFLiteConverter (fp32, or full-integer int8), in the LiteRT
+    interpreter; empty (and a note) where TensorFlow or LiteRT is missing."""
+    from mobilenet.deploy.keras_tflite import keras_files
+    from mobilenet.deploy.mobile import tflite_runner
+
+    try:
+        files = keras_files(work, 1.0, 1000, 224, precisions)
+        return {p: tflite_runner(path, threads) for p, path in files.items()}
+    except ValueError as err:
+        notes.append(f"Keras pipeline skipped: {err}")
+        return {}
+
+
+def _row(label: str, precision: str, tv: float, keras: float | None, our: float, agree: str, rate: bool) -> str:
+    fastest = max(tv, keras or 0) if rate else min(tv, keras or tv)
+    ratio = our / fastest if rate else fastest / our
+    k = f"{keras:>10.1f}" if keras is not None else f"{'-':>10}"
+    return f"{label:<34}{precision:>6}{tv:>12.1f}{k}{our:>10.1f}{ratio:>10.2f}x  {agree}"
 
 
 @restores_torch_threads
@@ -160,83 +206,86 @@ def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | N
     tensors, _ = export_tensors(ours, "torchvision")
     theirs.load_state_dict(tensors)  # the same weights: only the pipelines differ
     lines = [
-        f"threads {options.threads}; MobileNetV2 1.0/224: torchvision's and ours on OpenVINO fp32, "
-        "Keras' on LiteRT fp32"
+        f"threads {options.threads}; MobileNetV2 1.0/224: torchvision's and ours on OpenVINO, Keras' on LiteRT; "
+        f"precision: {', '.join(options.precisions)} (int8: every network quantized)"
     ]
-    lines.append(f"{'workload':<34}{'torchvision':>12}{'keras':>10}{'ours':>10}{'vs fastest':>11}  agreement")
+    header = f"{'workload':<34}{'prec':>6}{'torchvision':>12}{'keras':>10}{'ours':>10}{'vs fastest':>11}  agreement"
+    lines.append(header)
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        peer_file = onnx_export(theirs, work / "tv.onnx", torch.zeros(2, 3, 224, 224))
-        peer_run = load(peer_file, "openvino", threads=options.threads)
-        our_run, _ = uint8_runner(ours, Preprocessing(MEAN, STD, 224), "openvino", threads=options.threads)
-        keras_run = keras_runner(work, options.threads, notes) if options.keras else None
+        say("preparing the networks")
+        nets = networks(work, ours, theirs, options, notes)
         prep = PhotoPrep(224, crop_fraction=0.875)
-
         peer_load = functools.partial(torchvision_load, transform=peer_transform)
 
-        def peer_one(path: Path) -> int:
-            return int(peer_run(peer_load(path)[None].numpy()).argmax())
+        def timed(run: Runner, read: Callable[[Path], np.ndarray], path: Path) -> tuple[int, float]:
+            """Top-1 and milliseconds from the file to the label."""
+            t = time.perf_counter()
+            top = int(run(read(path)).argmax())
+            return top, (time.perf_counter() - t) * 1e3
 
-        def keras_one(path: Path) -> int:
-            assert keras_run is not None
-            return int(keras_run(keras_load(path)[None]).argmax())
+        def peer_pixels(path: Path) -> np.ndarray:
+            return peer_load(path)[None].numpy()
 
-        def ours_one(path: Path) -> int:
+        def keras_pixels(path: Path) -> np.ndarray:
+            return keras_load(path)[None]
+
+        def ours_pixels(path: Path) -> np.ndarray:
             pixels = load_pixels(path, prep)
             assert isinstance(pixels, np.ndarray)
-            return int(our_run(pixels[None]).argmax())
-
-        def row(label: str, tv: float, keras: float | None, our: float, agree: str, rate: bool) -> str:
-            fastest = max(tv, keras or 0) if rate else min(tv, keras or tv)
-            ratio = our / fastest if rate else fastest / our
-            k = f"{keras:>10.1f}" if keras is not None else f"{'-':>10}"
-            return f"{label:<34}{tv:>12.1f}{k}{our:>10.1f}{ratio:>10.2f}x  {agree}"
+            return pixels[None]
 
         for kind in ("camera", "web"):
             if not options.latency:
                 continue
             say(f"one {kind} photo at a time")
             photos = make_photos(work, kind, options.latency)
-            peer_ms, keras_ms, our_ms, agree = [], [], [], 0
+            ms: dict[tuple[str, str], list[float]] = {}
+            agree = dict.fromkeys(nets, 0)
             for path in photos:
-                t = time.perf_counter()
-                a = peer_one(path)
-                peer_ms.append((time.perf_counter() - t) * 1e3)
-                if keras_run is not None:
-                    t = time.perf_counter()
-                    keras_one(path)
-                    keras_ms.append((time.perf_counter() - t) * 1e3)
-                t = time.perf_counter()
-                b = ours_one(path)
-                our_ms.append((time.perf_counter() - t) * 1e3)
-                agree += a == b
-            p, o = statistics.median(peer_ms[1:] or peer_ms), statistics.median(our_ms[1:] or our_ms)
-            k = statistics.median(keras_ms[1:] or keras_ms) if keras_ms else None
+                for precision, (peer_run, keras_run, our_run) in nets.items():
+                    a, t_peer = timed(peer_run, peer_pixels, path)
+                    ms.setdefault((precision, "tv"), []).append(t_peer)
+                    if keras_run is not None:
+                        _, t_keras = timed(keras_run, keras_pixels, path)
+                        ms.setdefault((precision, "keras"), []).append(t_keras)
+                    b, t_ours = timed(our_run, ours_pixels, path)
+                    ms.setdefault((precision, "ours"), []).append(t_ours)
+                    agree[precision] += a == b
             w, h = SIZES[kind]
-            lines.append(row(f"one {kind} photo ({w}x{h}), ms", p, k, o, f"{agree}/{len(photos)}", rate=False))
+            for precision in nets:
+                p, o = (statistics.median(ms[precision, k][1:] or ms[precision, k]) for k in ("tv", "ours"))
+                keras_ms = ms.get((precision, "keras"))
+                k = statistics.median(keras_ms[1:] or keras_ms) if keras_ms else None
+                label = f"one {kind} photo ({w}x{h}), ms"
+                lines.append(_row(label, precision, p, k, o, f"{agree[precision]}/{len(photos)}", rate=False))
         for kind, count in (("web", options.folder_web), ("camera", options.folder_camera)):
             if not count:
                 continue
             say(f"a folder of {count} {kind} photos")
             photos = make_photos(work, kind, count)
-            t = time.perf_counter()
-            loader = torch.utils.data.DataLoader(PhotoFiles(photos, peer_load), batch_size=8, num_workers=2)
-            peer_top = [peer_run(batch.numpy()).argmax(1) for batch in loader]
-            peer_s = time.perf_counter() - t
-            keras_rate = None
-            if keras_run is not None:
+            for precision, (peer_run, keras_run, our_run) in nets.items():
                 t = time.perf_counter()
-                keras_loader = torch.utils.data.DataLoader(PhotoFiles(photos, keras_load), batch_size=8, num_workers=2)
-                for batch in keras_loader:
-                    keras_run(batch.numpy())
-                keras_rate = count / (time.perf_counter() - t)
-            t = time.perf_counter()
-            our_top = [r.logits.argmax() for r in label_photos(photos, prep, our_run, batch=8, workers=2)]  # type: ignore[union-attr]
-            our_s = time.perf_counter() - t
-            agree = int((np.concatenate(peer_top) == np.array(our_top)).sum())
-            label = f"folder of {count} {kind} photos, img/s"
-            lines.append(row(label, count / peer_s, keras_rate, count / our_s, f"{agree}/{count}", rate=True))
+                loader = torch.utils.data.DataLoader(PhotoFiles(photos, peer_load), batch_size=8, num_workers=2)
+                peer_top = [peer_run(batch.numpy()).argmax(1) for batch in loader]
+                peer_s = time.perf_counter() - t
+                keras_rate = None
+                if keras_run is not None:
+                    t = time.perf_counter()
+                    batches = torch.utils.data.DataLoader(PhotoFiles(photos, keras_load), batch_size=8, num_workers=2)
+                    for batch in batches:
+                        keras_run(batch.numpy())
+                    keras_rate = count / (time.perf_counter() - t)
+                t = time.perf_counter()
+                labelled = label_photos(photos, prep, our_run, batch=8, workers=2)
+                our_top = [r.logits.argmax() for r in labelled]  # type: ignore[union-attr]
+                our_s = time.perf_counter() - t
+                same = int((np.concatenate(peer_top) == np.array(our_top)).sum())
+                label = f"folder of {count} {kind} photos, img/s"
+                lines.append(
+                    _row(label, precision, count / peer_s, keras_rate, count / our_s, f"{same}/{count}", rate=True)
+                )
         if options.checkpoint:
             say("the digits test set as camera-size photos")
             lines.append(digits_agreement(options.checkpoint, options.digits, 3000, work))
