@@ -132,7 +132,8 @@ def test_the_chosen_precision_is_saved_for_resume(tmp_path: Path, monkeypatch: p
 
 @pytest.mark.slow
 def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path: Path) -> None:
-    """torchrun with 2 x 128 images per step must use the learning rate of a 256-image batch."""
+    """torchrun with 2 x 128 images per step must use the learning rate of a 256-image batch; the run
+    directory is the one a single process writes, written by rank 0 alone."""
     common = ["train", "--arch", "mobilenet_v1", "--width", "0.25", "--resolution", "16", "--epochs", "2",
               "--lr", "0.2", "--lr-batch", "128", "--precision", "fp32", "--train-images", "768"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -147,7 +148,13 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path: Path)
     def rows(run: str) -> list[dict[str, float]]:
         return [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
 
+    out = tmp_path / "two"
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["world_size"] == 2 and saved["resolution"] == 16 and saved["train"]["precision"] == "fp32"
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["best.pt", "last.pt"]
+    assert not list(out.glob(".*.tmp"))  # the second rank wrote nothing
     two_rows, one_rows = rows("two"), rows("one")
+    assert len(two_rows) == 2 and all(0 <= r["test_acc"] <= 1 for r in two_rows)
     for a, b in zip(two_rows, one_rows, strict=True):
         assert a["lr"] == pytest.approx(b["lr"])  # same schedule: the rate of a 256-image batch at every step
     # BN sees 128 images per process instead of 256, so the runs are close, not equal

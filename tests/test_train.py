@@ -323,23 +323,6 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-           "-m", "mobilenet", "train", *TINY, "--epochs", "1", "--precision", "fp32", "--resolution", "16",
-           "--train-images", "256", "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    saved = json.loads((out / "config.json").read_text())
-    assert saved["world_size"] == 2 and saved["resolution"] == 16 and saved["train"]["precision"] == "fp32"
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 1 and 0 <= rows[0]["test_acc"] <= 1
-    assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["best.pt", "last.pt"]
-    assert not list(out.glob(".*.tmp"))  # the second rank wrote nothing
-
-
 def test_main_job_reaches_98_percent(digits_run: Path) -> None:
     """The README's main job: `mobilenet train` (MobileNetV2 CIFAR variant, width 0.5, digits)."""
     ckpt = Checkpoint.load(digits_run)
