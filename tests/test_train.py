@@ -279,6 +279,17 @@ def test_eval_on_an_image_folder_feeds_the_model_as_it_was_trained(
     assert "--dataset imagefolder" in capsys.readouterr().err
 
 
+def test_top5_is_shown_only_where_it_can_miss() -> None:
+    """With 5 classes or fewer every top-5 is 100%: the lines leave it out rather than print a number
+    that says nothing."""
+    from mobilenet.train.loop import EvalResult
+
+    three = EvalResult(0.5, 2 / 3, 1.0, torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 0]]))
+    assert three.accuracy_text() == "top-1 66.67%"
+    ten = EvalResult(0.5, 0.9, 0.99, torch.eye(10, dtype=torch.long))
+    assert ten.accuracy_text("  ") == "top-1 90.00%  top-5 99.00%"
+
+
 def test_every_config_field_has_a_train_flag() -> None:
     import dataclasses
 

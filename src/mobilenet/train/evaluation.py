@@ -103,7 +103,7 @@ def evaluation_text(
     images = int(result.confusion.sum())
     lines = [
         f"checkpoint {checkpoint_file(path)}",
-        f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({images} images)",
+        f"{result.accuracy_text('  ')}  loss {result.loss:.4f}  ({images} images)",
         confusion_text(result, classes),
         f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
     ]
@@ -183,7 +183,7 @@ def weights_evaluation_text(
         f"weights {meta.get('registry_name') or weights} at {meta.get('resolution', 224)} px "
         f"(crop {float(meta.get('crop', 0.875)):.3f}, {meta.get('interpolation', 'bilinear')}, "
         f"{'full' if full_decode else 'reduced-size'} JPEG decoding)",
-        f"top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  loss {result.loss:.4f}  ({images} images)",
+        f"{result.accuracy_text('  ')}  loss {result.loss:.4f}  ({images} images)",
     ]
     if published:
         lines.append(f"published top-1 {published}% on the 50,000 ImageNet validation images")

@@ -267,7 +267,7 @@ def _fit(
             if ctx.is_main:
                 tqdm.write(
                     f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats['train_loss']:.4f} acc {stats['train_acc']:.2%}"
-                    f" | test loss {result.loss:.4f} top-1 {result.top1:.2%} top-5 {result.top5:.2%}"
+                    f" | test loss {result.loss:.4f} {result.accuracy_text()}"
                     f" | {stats['images_per_s']:.0f} img/s"
                 )
                 saved = snapshot(epoch + 1)

@@ -48,6 +48,11 @@ class EvalResult:
     def per_class(self) -> Tensor:
         return self.confusion.diag() / self.confusion.sum(1).clamp(min=1)
 
+    def accuracy_text(self, sep: str = " ") -> str:
+        """Top-1 and, where there are more than 5 classes (with 5 or fewer it is always 100%), top-5."""
+        top5 = f"{sep}top-5 {self.top5:.2%}" if self.confusion.shape[0] > 5 else ""
+        return f"top-1 {self.top1:.2%}{top5}"
+
 
 @torch.no_grad()
 def evaluate(
