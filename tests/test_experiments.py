@@ -192,8 +192,10 @@ def test_experiment_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert "unknown dataset 'mnist'" in capsys.readouterr().err
     assert main(["experiment", "tradeoff", "--resolution", "4", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "too small" in capsys.readouterr().err
-    assert main(["experiment", "ablation", "--seeds", "0", "0", "--epochs", "1", "--out", str(tmp_path)]) == 2
-    assert "seeds must be distinct" in capsys.readouterr().err
+    for kind in ("ablation", "tradeoff"):  # refused before the output folder is made
+        out = tmp_path / kind
+        assert main(["experiment", kind, "--seeds", "0", "0", "--epochs", "1", "--out", str(out)]) == 2
+        assert "seeds must be distinct" in capsys.readouterr().err and not out.exists()
 
 
 def test_the_default_regime_on_digits_is_a_fixed_subset_and_keeps_old_cache_keys() -> None:

@@ -21,6 +21,7 @@ from mobilenet.experiments.groups import BASELINE, GROUPS
 from mobilenet.experiments.sweep import (
     Summary,
     Variant,
+    check_runs,
     experiment_recipe,
     native_resolution,
     ordering_verdict,
@@ -79,6 +80,7 @@ def run_ablation(
     recipe = experiment_recipe(dataset, data_dir, epochs, resolution, train_images)
     base = recipe.model if width is None else dataclasses.replace(recipe.model, width=width)
     variants = ablation_variants(groups, base, recipe.data)
+    check_runs(variants, seeds)
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarise(run_all(variants, recipe.train, seeds, out))
     text = ablation_report(groups, summaries, dataset=dataset, epochs=recipe.train.epochs, seeds=seeds)

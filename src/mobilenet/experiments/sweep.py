@@ -144,13 +144,18 @@ def _same_configs(out: Path, variant: Variant, cfg: TrainConfig) -> Path | None:
     return None
 
 
-def run_all(variants: Sequence[Variant], train: TrainConfig, seeds: Sequence[int], out: Path) -> list[RunResult]:
-    """Every variant with every seed, seed-major so a short interruption leaves whole seeds done."""
+def check_runs(variants: Sequence[Variant], seeds: Sequence[int]) -> None:
+    """ValueError unless the variant names and the seeds are distinct (checked before any folder is made)."""
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ValueError(f"variant names must be unique, got {names}")
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+
+
+def run_all(variants: Sequence[Variant], train: TrainConfig, seeds: Sequence[int], out: Path) -> list[RunResult]:
+    """Every variant with every seed, seed-major so a short interruption leaves whole seeds done."""
+    check_runs(variants, seeds)
     results = []
     total = len(variants) * len(seeds)
     for k, (seed, variant) in enumerate(((s, v) for s in seeds for v in variants), start=1):

@@ -17,6 +17,7 @@ from mobilenet.config import ARCHS, DataConfig, ModelConfig, plural
 from mobilenet.experiments.sweep import (
     Summary,
     Variant,
+    check_runs,
     experiment_recipe,
     native_resolution,
     ordering_verdict,
@@ -86,6 +87,7 @@ def run_tradeoff(
     )
     for v in variants:
         _ = v.macs  # a resolution too small for an arch fails here, before anything trains
+    check_runs(variants, seeds)
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarise(run_all(variants, recipe.train, seeds, out))
     text = tradeoff_report(summaries, dataset=dataset, epochs=recipe.train.epochs, seeds=seeds)
