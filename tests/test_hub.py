@@ -88,7 +88,7 @@ def _torchvision_file(width: float = 1.0) -> tuple[bytes, torch.nn.Module]:
 
 def _cache_files(tmp_path: Path) -> list[str]:
     root = tmp_path / "cache"
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix != ".lock")
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())  # lock files included
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -202,6 +202,31 @@ def test_interrupted_download_resumes_where_it_stopped(
     assert path.is_file() and not part.exists()
     got = (tmp_path / "cache/downloads/timm/mobilenetv2_050-3d30d450.pth").read_bytes()
     assert got == buffer.getvalue()
+
+
+def test_file_lock_excludes_and_leaves_no_file(tmp_path: Path) -> None:
+    """Threads opening the lock file each get their own lock, as processes do: one holder at a time, a
+    waiter on the removed file locks the path afresh, and nothing is left once all are done."""
+    import threading
+    import time
+
+    from mobilenet.download import file_lock
+
+    lock, inside, most = tmp_path / "w.lock", [0], [0]
+
+    def work() -> None:
+        with file_lock(lock):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.02)
+            inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and not lock.exists()
 
 
 def test_hash_mismatch_is_refused_and_nothing_is_kept(

@@ -37,14 +37,24 @@ def sha256sum(path: Path) -> str:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock held while the block runs (released by the OS if the process dies)."""
+    """An exclusive lock held while the block runs (released by the OS if the process dies). The lock
+    file is removed when the block ends, while still held; a process that waited on the removed file
+    sees that the path no longer names what it locked and locks the path afresh."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    while True:
+        handle = open(path, "a")  # noqa: SIM115 - held across the yield below
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()  # closing releases the lock
 
 
 def verify(path: Path, sha256: str = "", size: int = 0) -> None:
