@@ -135,7 +135,8 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path: Path)
     """torchrun with 2 x 128 images per step must use the learning rate of a 256-image batch; the run
     directory is the one a single process writes, written by rank 0 alone."""
     common = ["train", "--arch", "mobilenet_v1", "--width", "0.25", "--resolution", "16", "--epochs", "2",
-              "--lr", "0.2", "--lr-batch", "128", "--precision", "fp32", "--train-images", "768"]  # fmt: skip
+              "--lr", "0.2", "--lr-batch", "128", "--precision", "fp32", "--train-images", "768",
+              "--device", "cpu"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     two = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29541",
            "-m", "mobilenet", *common, "--batch-size", "128", "--out", str(tmp_path / "two")]  # fmt: skip

@@ -43,6 +43,8 @@ def test_a_working_peer_is_imported_as_it_is_and_a_cpu_torch_gets_the_schemas(mo
 
     monkeypatch.setattr(peers.torch.library, "Library", Library)
     monkeypatch.setattr(peers, "_schemas", None)
+    loaded = {"torchvision": 1, "torchvision.ops": 2, "timm": 3, "numpy": 4}  # the real sys.modules stays as it is
+    monkeypatch.setattr(peers, "sys", types.SimpleNamespace(modules=loaded))
     fine = types.ModuleType("torchvision")
     monkeypatch.setattr(peers.importlib, "import_module", lambda name: fine)
     assert peers.import_peer("torchvision") is fine and defined == [] and peers._schemas is None
@@ -56,6 +58,7 @@ def test_a_working_peer_is_imported_as_it_is_and_a_cpu_torch_gets_the_schemas(mo
 
     monkeypatch.setattr(peers.importlib, "import_module", cpu_torch)
     assert peers.import_peer("timm") is fine and defined == ["nms", "qnms"] and calls == ["timm", "timm"]
+    assert loaded == {"numpy": 4}  # the half-imported packages were dropped before the second try
     monkeypatch.setattr(peers.importlib, "import_module", lambda name: (_ for _ in ()).throw(ValueError("broken")))
     with pytest.raises(ImportError, match="timm is not usable here: ValueError: broken"):
         peers.import_peer("timm")

@@ -191,6 +191,34 @@ def test_checkpoint_round_trips_every_field(digits_run: Path, tmp_path: Path) ->
     assert again.training is not None and torch.equal(again.training.rng, ckpt.training.rng)  # type: ignore[union-attr]
 
 
+def test_a_gpu_run_keeps_its_gpu_random_stream_and_torchrun_needs_a_gpu_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dropout on a GPU draws from the GPU's generator: a step checkpoint keeps that state too, so a run
+    resumed mid-epoch draws the masks it would have drawn (found on an H200, where resumed runs drifted).
+    Older checkpoints have no such state and still load. And two torchrun processes on a one-GPU machine
+    are one clear error naming the fix, not CUDA's "invalid device ordinal"."""
+    from mobilenet.checkpoint import TrainingState
+    from mobilenet.train import distributed
+
+    ckpt = Checkpoint.load(Path(__file__).parent / "data" / "old_checkpoint" / "last.pt")  # written before it
+    assert ckpt.training is not None and ckpt.training.cuda_rng is None
+    gpu_state = torch.arange(16, dtype=torch.uint8)
+    training = dataclasses.replace(ckpt.training, cuda_rng=gpu_state)
+    again = Checkpoint.from_dict(dataclasses.replace(ckpt, training=training).to_dict())
+    assert again.training is not None and torch.equal(again.training.cuda_rng, gpu_state)
+    assert isinstance(again.training, TrainingState)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for key, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(
+        ValueError, match="started 2 processes on this machine but it has 1 GPU: use --nproc-per-node 1"
+    ):
+        distributed.setup("auto")
+
+
 def test_checkpoints_written_before_the_checkpoint_type_still_load(tmp_path: Path) -> None:
     """tests/data/old_checkpoint/last.pt was written by version 0.1.0's trainer (a plain dict), with
     `mobilenet train --arch mobilenet_v1 --width 0.05 --epochs 1 --resolution 16 --ema-decay 0.9`."""

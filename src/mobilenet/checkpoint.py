@@ -50,6 +50,7 @@ class TrainingState:
     raw_model: dict[str, Any] | None = None  # with EMA, `Checkpoint.weights` holds the average
     step: int = 0  # > 0: saved this many steps into epoch `Checkpoint.epoch` (a step checkpoint)
     partial: tuple[float, float, int] = (0.0, 0.0, 0)  # that epoch's loss sum, correct count, images so far
+    cuda_rng: torch.Tensor | None = None  # trained on a GPU: its generator (dropout there draws from it)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class Checkpoint:
                 state["raw_model"] = self.training.raw_model
             if self.training.step:
                 state |= {"step": self.training.step, "partial": list(self.training.partial)}
+            if self.training.cuda_rng is not None:
+                state["cuda_rng"] = self.training.cuda_rng
         return state
 
     @classmethod
@@ -128,6 +131,7 @@ class Checkpoint:
                 state.get("raw_model"),
                 int(state.get("step", 0)),
                 (float(partial[0]), float(partial[1]), int(partial[2])),
+                state.get("cuda_rng"),
             )
         try:
             return cls(

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from mobilenet.config import plural
+
 
 @dataclass(frozen=True)
 class Context:
@@ -42,6 +44,13 @@ def setup(device_name: str) -> Context:
         return Context(0, 1, device=device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        gpus = torch.cuda.device_count()
+        if local_rank >= gpus:
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+            raise ValueError(
+                f"torchrun started {local} processes on this machine but it has {plural(gpus, 'GPU')}: "
+                f"use --nproc-per-node {gpus} (one process per GPU), or --device cpu"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():

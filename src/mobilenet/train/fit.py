@@ -26,7 +26,7 @@ from mobilenet.data.splits import Split, load_splits
 from mobilenet.files import BEST, LAST, new_run_dir
 from mobilenet.models import MobileNet, build_model
 from mobilenet.train import distributed
-from mobilenet.train.loop import evaluate, train_one_epoch
+from mobilenet.train.loop import evaluate, restore_rng, train_one_epoch
 from mobilenet.train.optim import ema_avg_fn, make_optimizer
 from mobilenet.train.plots import plot_curves
 from mobilenet.train.setup import choose_precision, guarded, set_threads
@@ -165,7 +165,7 @@ def _fit(
                 if state.ema is None:
                     raise ValueError(f"{ckpt.path} was trained without EMA, so it cannot resume with it")
                 ema.load_state_dict(state.ema)
-            torch.set_rng_state(state.rng)
+            restore_rng(state, ctx.device)
             rows, best, start = list(ckpt.history), ckpt.best_acc, ckpt.epoch
         trained: nn.Module = DistributedDataParallel(model) if ctx.world > 1 else model
         threads = set_threads(cfg, ctx)
@@ -216,6 +216,7 @@ def _fit(
                 training=TrainingState(
                     optimizer=optimizer.state_dict(),
                     rng=torch.get_rng_state(),
+                    cuda_rng=torch.cuda.get_rng_state(ctx.device) if ctx.device.type == "cuda" else None,
                     ema=ema.state_dict() if ema is not None else None,
                     raw_model=model.state_dict() if ema is not None else None,
                     step=step,

@@ -95,6 +95,14 @@ def _to(images: Tensor, labels: Tensor, device: torch.device, channels_last: boo
     return images, labels.to(device, non_blocking=True)
 
 
+def restore_rng(state: TrainingState, device: torch.device) -> None:
+    """The random streams a resumed run continues from: the CPU generator, and the GPU's where the run
+    trained on one (dropout on a GPU draws from the GPU's generator)."""
+    torch.set_rng_state(state.rng)
+    if device.type == "cuda" and state.cuda_rng is not None:
+        torch.cuda.set_rng_state(state.cuda_rng.cpu(), device)
+
+
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -128,7 +136,7 @@ def train_one_epoch(
         if step < skip:
             continue
         if resume is not None and step == skip:
-            torch.set_rng_state(resume.rng)
+            restore_rng(resume, ctx.device)
         for group in optimizer.param_groups:
             group["lr"] = cfg.scaled_lr(ctx.world) * lr_factor(cfg, epoch + step / steps)
         images, labels = _to(images, labels, ctx.device, cfg.channels_last)
