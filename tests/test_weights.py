@@ -154,9 +154,10 @@ def test_keras_odd_input_and_what_symmetric_padding_changes() -> None:
 @pytest.mark.parametrize("arch,alpha", [("mobilenet_v1", 0.5), ("mobilenet_v2", 0.35)])
 def test_keras_h5_file_in_and_out(arch: str, alpha: float, tmp_path: Path) -> None:
     import h5py
+
+    km = _keras_model(arch, alpha, 128)  # Keras on its torch backend, or skip where it is not installed
     from keras.src.legacy.saving import legacy_h5_format
 
-    km = _keras_model(arch, alpha, 128)
     with h5py.File(tmp_path / "published.h5", "w") as f:  # the layout of Keras Applications' files
         legacy_h5_format.save_weights_to_hdf5_group(f, km)
     converted = convert_file(tmp_path / "published.h5", "keras", arch=arch, width=alpha)
@@ -202,9 +203,11 @@ def test_keras3_weights_file_and_keras_archive_in_and_out(arch: str, alpha: floa
 @pytest.mark.parametrize("arch,alpha", [("mobilenet_v1", 0.5), ("mobilenet_v2", 0.35)])
 def test_keras_no_top_file_is_a_backbone_for_fine_tuning(arch: str, alpha: float, tmp_path: Path) -> None:
     import h5py
+
+    km = _keras_model(arch, alpha, 128, include_top=False)  # or skip where Keras is not installed
     from keras.src.legacy.saving import legacy_h5_format
 
-    km = _keras_model(arch, alpha, 128, include_top=False)  # Keras Applications' *_no_top.h5 files
+    # Keras Applications' *_no_top.h5 files
     with h5py.File(tmp_path / "no_top.h5", "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, km)
     converted = convert_file(tmp_path / "no_top.h5", "keras", arch=arch, width=alpha)
