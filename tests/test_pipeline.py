@@ -181,6 +181,8 @@ def test_bench_photos_cli_times_both_pipelines(
         assert "Keras pipeline skipped" in out and "mobilenet[tensorflow]" in out
     assert main(["bench", "--photos", "--photo-counts", "0", "0", "0"]) == 2
     assert main(["bench", "--photos", "--precision", "bf16"]) == 2  # no peer pipeline to compare bf16 with
+    assert main(["bench", "--photos", "--precision", "int8", "bf16"]) == 2  # said, not silently dropped
+    assert main(["bench", "--photos", "--json"]) == 2
     text = digits_agreement(str(digits_run), 6, 1500, tmp_path)
     assert "(6 images): top-1 agreement fast vs full decode" in text
 

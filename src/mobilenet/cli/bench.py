@@ -27,6 +27,9 @@ def bench(args: argparse.Namespace) -> str:
     if args.photos:
         from mobilenet.deploy.bench_photos import PhotoBenchOptions, bench_photos
 
+        if args.json:
+            raise ValueError("--json is for the network benchmark; --photos prints a table")
+
         latency, web, camera = args.photo_counts
         if min(args.photo_counts) < 0 or not any(args.photo_counts):
             raise ValueError(f"--photo-counts must be >= 0 and not all 0, got {args.photo_counts}")
@@ -64,10 +67,9 @@ def photo_precisions(given: list[str]) -> tuple[str, ...]:
     asked; bf16 has no peer pipeline to compare with."""
     if given == PRECISION_DEFAULT:
         return ("fp32",)
-    chosen = tuple(p for p in ("fp32", "int8") if p in given)
-    if not chosen:
-        raise ValueError("--photos times fp32 and int8 pipelines: give --precision fp32, int8 or both")
-    return chosen
+    if "bf16" in given:
+        raise ValueError("--photos times fp32 and int8 pipelines (bf16 has no peer pipeline): give fp32, int8 or both")
+    return tuple(p for p in ("fp32", "int8") if p in given)
 
 
 PRECISION_DEFAULT = ["fp32", "int8", "bf16"]
