@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from mobilenet.data.images import open_image
-from mobilenet.data.photos import PhotoPrep, crop_pixels, load_pixels, resize_center_crop
+from mobilenet.data.photos import PhotoPrep, load_pixels, resize_center_crop
 from mobilenet.deploy.bench_paths import random_calibration
 from mobilenet.deploy.bench_photos import MEAN, SIZES, STD, keras_load, keras_runners, make_photos
 from mobilenet.deploy.engines import load
@@ -58,6 +59,17 @@ def decode_at(path: Path, scale: int) -> Image.Image:
         return image
 
 
+def torch_resize_crop(image: Image.Image, size: int) -> np.ndarray:
+    """Resize the short side to size / 0.875 with PyTorch's uint8 antialiased bilinear, then centre crop."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    short = round(size / 0.875)
+    h, w = x.shape[2:]
+    new_h, new_w = (short, round(w * short / h)) if h <= w else (round(h * short / w), short)
+    y = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return y[0, :, top : top + size, left : left + size].permute(1, 2, 0).numpy()
+
+
 def psnr_rows(photos: list[Path], size: str) -> list[tuple[str, str, float]]:
     """dB of each decoding scale's crop against the full decode's (median, and the worst photo)."""
     full = [np.asarray(resize_center_crop(decode_at(p, 1).convert("RGB"), 224), np.float64) for p in photos]
@@ -82,8 +94,8 @@ def photo_rows(photos: list[Path], size: str, repeats: int) -> list[tuple[str, s
     full = {p: Image.open(p).convert("RGB") for p in photos}
     stages: list[tuple[str, Callable[[Path], object]]] = [
         ("ours: decode as load_pixels does", lambda p: open_image(p, prep.min_side())),
-        ("ours: resize + centre crop (PyTorch uint8, AA)", lambda p: crop_pixels(reduced[p], 224)),
-        ("  the same in Pillow (the full-decode path)", lambda p: resize_center_crop(reduced[p], 224)),
+        ("ours: resize + centre crop (antialiased)", lambda p: resize_center_crop(reduced[p], 224)),
+        ("  the same resize in PyTorch (uint8, antialias)", lambda p: torch_resize_crop(reduced[p], 224)),
         ("ours: load_pixels, all of it", lambda p: load_pixels(p, prep)),
         ("keras: squash to 224 (nearest)", lambda p: full[p].resize((224, 224), Image.Resampling.NEAREST)),
         ("keras: load_img + preprocess_input, all of it", keras_load),

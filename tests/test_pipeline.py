@@ -108,38 +108,6 @@ def test_order_and_bad_files_hold_with_worker_processes(
             assert np.abs(a.logits - b.logits).max() < 1e-5
 
 
-def test_fast_resize_gives_pillows_pixels_within_one_level(tmp_path: Path) -> None:
-    """The fast path's PyTorch resize against Pillow's (the full-decode path's) on real photos and on
-    noise, landscape, portrait and upsampled, at sides that leave the crop off-centre by half a pixel;
-    and the same pixels come back from the forked decoding processes as from this one."""
-    from sklearn.datasets import load_sample_images
-
-    from mobilenet.data.photos import crop_pixels, resize_center_crop
-
-    photos = [Image.fromarray(a) for a in load_sample_images().images]  # 640x427
-    noise = np.random.default_rng(0).integers(0, 256, (151, 203, 3), dtype=np.uint8)  # rounding everywhere
-    photos += [photos[0].transpose(Image.Transpose.ROTATE_90), photos[1].resize((333, 251)), Image.fromarray(noise)]
-    for photo in photos:
-        for size, fraction in ((224, 0.875), (97, 0.95)):
-            fast = crop_pixels(photo, size, fraction)
-            slow = np.asarray(resize_center_crop(photo, size, fraction))
-            assert fast.shape == slow.shape == (size, size, 3) and fast.dtype == np.uint8
-            assert np.abs(fast.astype(int) - slow.astype(int)).max() <= 1, (photo.size, size)
-    paths = []
-    for i in range(8):
-        paths.append(str(tmp_path / f"{i}.jpg"))
-        photos[i % 4].save(paths[-1], quality=90)
-
-    def pixels(x: np.ndarray) -> np.ndarray:
-        return x.reshape(len(x), -1).astype(np.float32)
-
-    for interpolation in ("bilinear", "bicubic"):  # bicubic keeps Pillow's resize
-        prep = PhotoPrep(96, interpolation=interpolation)
-        inline = [r.logits for r in label_photos(paths, prep, pixels, workers=0)]
-        pooled = [r.logits for r in label_photos(paths, prep, pixels, workers=2)]
-        assert all(np.array_equal(a, b) for a, b in zip(inline, pooled, strict=True))  # type: ignore[arg-type]
-
-
 def test_exif_rotated_jpeg_is_upright_after_reduced_decoding(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     upright = np.kron(rng.integers(0, 256, (6, 8, 3)), np.ones((200, 200, 1))).astype(np.uint8)  # 1200x1600

@@ -1,12 +1,9 @@
-"""Photo to pixels: decode, orient, resize, crop.
+"""Photo to pixels without torch (worker processes import only this): decode, orient, resize, crop.
 
 `load_pixels` is the input half of the photo-to-label pipeline: a JPEG much larger than the network's
 input is decoded at reduced size by libjpeg's DCT scaling (`open_image(min_side=...)`), then resized and
 centre-cropped as the weights' preprocessing says, and returned as uint8 (H, W, 3): the normalisation
-is folded into the network's first convolution, so no float image is ever made here. The fast path
-resizes bilinear crops with PyTorch's uint8 antialiased kernel (`crop_pixels`; torch is imported on
-first use, and the decoding processes are forked from one that has it); the full-decode path keeps
-Pillow's, the peers' own.
+is folded into the network's first convolution, so no float image is ever made here.
 """
 
 from __future__ import annotations
@@ -40,24 +37,6 @@ def resize_center_crop(
     return image.resize((size, size), RESAMPLING[interpolation], box=box)
 
 
-def crop_pixels(image: Image.Image, size: int, crop_fraction: float = EVAL_CROP_FRACTION) -> np.ndarray:
-    """`resize_center_crop`'s bilinear pixels as uint8 (size, size, 3), within one level of Pillow's, by
-    PyTorch's uint8 antialiased resize of the whole image, then the crop: half Pillow's time on a web
-    photo (0.57 against 1.11 ms; `benchmarks/photo_stages.py`). Its bicubic differed from Pillow's by up
-    to 5 levels on some photos, so bicubic weights keep Pillow's resize."""
-    import torch
-    import torch.nn.functional as F
-
-    width, height = image.size
-    short = round(size / crop_fraction)
-    scale = short / min(width, height)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    chw = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]  # channels-last strides
-    out = F.interpolate(chw, size=(new_h, new_w), mode="bilinear", antialias=True)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return np.ascontiguousarray(out[0, :, top : top + size, left : left + size].permute(1, 2, 0).numpy())
-
-
 @dataclass(frozen=True)
 class PhotoPrep:
     """How a photo becomes the network's input."""
@@ -80,8 +59,6 @@ def load_pixels(path: str | Path, prep: PhotoPrep) -> np.ndarray | str:
         image = open_image(Path(path), prep.min_side())
     except ValueError as err:
         return str(err)
-    if prep.crop and prep.reduced_decode and prep.interpolation == "bilinear":
-        return crop_pixels(image, prep.size, prep.crop_fraction)
     if prep.crop:
         image = resize_center_crop(image, prep.size, prep.crop_fraction, prep.interpolation)
     else:

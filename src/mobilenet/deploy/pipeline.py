@@ -98,19 +98,13 @@ class Labelled:
     error: str | None = None
 
 
-def _one_thread() -> None:
-    """A decoding process resizes with PyTorch on one thread, as DataLoader workers do: the thread pool a
-    forked child inherits from its parent is not safe to start there."""
-    torch.set_num_threads(1)
-
-
 def _decoded(paths: Sequence[str], prep: PhotoPrep, workers: int) -> Iterator[np.ndarray | str]:
     if workers <= 0 or len(paths) < 4:
         yield from (load_pixels(p, prep) for p in paths)
         return
     # fork: no re-import of the caller's script (spawn would need a __main__ guard there); the workers
-    # decode with PIL and resize with PyTorch on one thread, never touching the parent's thread pools
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_one_thread) as pool:
+    # only decode with PIL and never touch the parent's torch or OpenVINO threads
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         yield from pool.map(partial(load_pixels, prep=prep), paths, chunksize=4)
 
 
