@@ -95,8 +95,11 @@ def photo_rows(photos: list[Path], size: str, repeats: int) -> list[tuple[str, s
     stages: list[tuple[str, Callable[[Path], object]]] = [
         ("ours: decode as load_pixels does", lambda p: open_image(p, prep.min_side())),
         ("ours: resize + centre crop (antialiased)", lambda p: resize_center_crop(reduced[p], 224)),
-        ("  the same resize in PyTorch (uint8, antialias)", lambda p: torch_resize_crop(reduced[p], 224)),
         ("ours: load_pixels, all of it", lambda p: load_pixels(p, prep)),
+        (
+            "  the same with PyTorch's uint8 resize (not used)",
+            lambda p: torch_resize_crop(open_image(p, prep.min_side()), 224),
+        ),
         ("keras: squash to 224 (nearest)", lambda p: full[p].resize((224, 224), Image.Resampling.NEAREST)),
         ("keras: load_img + preprocess_input, all of it", keras_load),
     ]
