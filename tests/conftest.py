@@ -64,7 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is None or not hasattr(os, "sched_setaffinity"):
         return
     cores = sorted(os.sched_getaffinity(0))
-    count, index = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), int(worker.removeprefix("gw"))
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker.removeprefix("gw")) % count  # a worker that replaces a crashed one gets a new number
     share = len(cores) // count
     if share >= 1:
         mine = set(cores[index * share : (index + 1) * share])
