@@ -89,23 +89,52 @@ def test_reduced_decode_agrees_with_full_decode_on_camera_photos(
     assert np.abs(small.astype(int) - whole.astype(int)).mean() < 4  # pixels differ a little, not a lot
 
 
-def test_order_and_bad_files_hold_with_worker_processes(
-    model_and_pre: tuple[torch.nn.Module, Preprocessing, list[str]], tmp_path: Path
-) -> None:
-    model, pre, _ = model_and_pre
+_POOLED = """
+import json, sys
+import numpy as np
+from mobilenet.checkpoint import Checkpoint
+from mobilenet.data.photos import PhotoPrep
+from mobilenet.deploy.mobile import Preprocessing
+from mobilenet.deploy.pipeline import label_photos, uint8_runner
+run_dir, engine, *paths = sys.argv[1:]
+ckpt = Checkpoint.load(run_dir)
+run, _ = uint8_runner(ckpt.build_model(), Preprocessing(ckpt.mean, ckpt.std, ckpt.resolution), engine)
+out = {}
+for workers in (0, 2):
+    done = label_photos(paths, PhotoPrep(32, crop=False), run, workers=workers, batch=5)
+    out[workers] = [[r.path, None if r.logits is None else r.logits.tolist(), r.error] for r in done]
+print(json.dumps(out))
+"""
+
+
+def test_order_and_bad_files_hold_with_worker_processes(digits_run: Path, tmp_path: Path) -> None:
+    """In a fresh process, as `predict` runs: the engine is loaded, then decoding forks 2 processes."""
+    import json
+    import subprocess
+    import sys
+
     photos = _camera_digits(tmp_path, 18, side=400)
     paths = [str(p) for p, _ in photos]
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     paths.insert(7, str(tmp_path / "broken.jpg"))
-    run, _ = uint8_runner(model, pre, "torch")  # type: ignore[arg-type]
-    inline = list(label_photos(paths, PhotoPrep(32, crop=False), run, workers=0, batch=5))
-    pooled = list(label_photos(paths, PhotoPrep(32, crop=False), run, workers=2, batch=5))
-    assert [r.path for r in pooled] == paths == [r.path for r in inline]
-    assert pooled[7].logits is None and "cannot decode image" in (pooled[7].error or "")
+    engine = "openvino" if _has_openvino() else "torch"
+    argv = [sys.executable, "-c", _POOLED, str(digits_run), engine, *paths]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    inline, pooled = result["0"], result["2"]
+    assert [r[0] for r in pooled] == paths == [r[0] for r in inline]
+    assert pooled[7][1] is None and "cannot decode image" in (pooled[7][2] or "")
     for a, b in zip(inline, pooled, strict=True):
-        assert (a.logits is None) == (b.logits is None)
-        if a.logits is not None and b.logits is not None:
-            assert np.abs(a.logits - b.logits).max() < 1e-5
+        assert (a[1] is None) == (b[1] is None)
+        if a[1] is not None and b[1] is not None:
+            assert np.abs(np.array(a[1]) - np.array(b[1])).max() < 1e-5
+
+
+def _has_openvino() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def test_exif_rotated_jpeg_is_upright_after_reduced_decoding(tmp_path: Path) -> None:
