@@ -152,7 +152,7 @@ def networks(
 
     threads, example = options.threads, torch.zeros(2, 3, 224, 224)
     peer_file = onnx_export(theirs, work / "tv.onnx", example)
-    keras = keras_runners(work, options.threads, options.precisions, notes) if options.keras else {}
+    keras = keras_runners(work, threads, options.precisions, notes) if options.keras else {}
     out: dict[str, tuple[Runner, Runner | None, Runner]] = {}
     for precision in options.precisions:
         if precision == "fp32":

@@ -43,19 +43,19 @@ def setup(device_name: str) -> Context:
     if world == 1:
         return Context(0, 1, device=device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     if device.type == "cuda":
         gpus = torch.cuda.device_count()
         if local_rank >= gpus:
-            local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
             raise ValueError(
-                f"torchrun started {local} processes on this machine but it has {plural(gpus, 'GPU')}: "
+                f"torchrun started {local_world} processes on this machine but it has {plural(gpus, 'GPU')}: "
                 f"use --nproc-per-node {gpus} (one process per GPU), or --device cpu"
             )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Context(rank, world, device=device, local_world=int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    return Context(rank, world, device=device, local_world=local_world)
 
 
 def teardown(ctx: Context) -> None:
