@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -150,10 +151,14 @@ def test_checkpoints_are_atomic_and_loaded_safely(
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="empty.pt is not a readable mobilenet checkpoint: the file is empty"):
         Checkpoint.load(tmp_path / "empty.pt")
-    (tmp_path / "noise.pt").write_bytes(os.urandom(3000))
-    with pytest.raises(ValueError, match="noise.pt is not a readable mobilenet checkpoint: it is not a PyTorch") as err:
-        Checkpoint.load(tmp_path / "noise.pt")
-    assert "weights_only" not in str(err.value)  # never PyTorch's advice to load it unsafely
+    noise = np.random.default_rng(0)
+    for first in (b"", b"\x80", b"\x80\x02", b"PK\x03\x04"):  # random bytes fail in the loader in many ways
+        for _ in range(20):
+            (tmp_path / "noise.pt").write_bytes(first + noise.bytes(3000))
+            with pytest.raises(ValueError, match="noise.pt is not a readable mobilenet checkpoint: ") as err:
+                Checkpoint.load(tmp_path / "noise.pt")
+            why = str(err.value).split(": ", 1)[1]  # one of ours, never PyTorch's advice to load it unsafely
+            assert why.startswith("it is not a PyTorch" if first != b"PK\x03\x04" else "the file is truncated"), why
     (tmp_path / "text.pt").write_text("junk\n")  # a text file: the legacy loader fails with a bare KeyError
     with pytest.raises(ValueError, match="text.pt is not a readable mobilenet checkpoint: it is not a PyTorch"):
         Checkpoint.load(tmp_path / "text.pt")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,9 @@ class Checkpoint:
         if path.suffix.lower() in _EXPORTS:
             raise ValueError(f"{path} is not a mobilenet checkpoint: {_why_unreadable(path, None)}")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # noise read as a pickle warns of an odd protocol before it fails
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # whatever the loader raises, the file is not one of ours
             raise ValueError(f"{path} is not a readable mobilenet checkpoint: {_why_unreadable(path, err)}") from None
         if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
@@ -200,13 +203,16 @@ def _why_unreadable(path: Path, err: Exception | None) -> str:
         )
     if path.stat().st_size == 0:
         return "the file is empty"
-    if isinstance(err, pickle.UnpicklingError):
+    with path.open("rb") as f:
+        head = f.read(4)
+    is_zip, is_pickle = head.startswith(b"PK\x03\x04"), head.startswith(b"\x80")  # PyTorch's two formats
+    if isinstance(err, pickle.UnpicklingError) and (is_zip or is_pickle):
         return (
             "it is not a PyTorch file of tensors and plain values (other pickles are never loaded: they can run code)"
         )
     text = str(err)
-    if not isinstance(err, (RuntimeError, EOFError, OSError, ValueError)):
-        return "it is not a PyTorch checkpoint (its contents are not recognised)"
+    if not is_zip or not isinstance(err, (RuntimeError, EOFError, OSError, ValueError)):
+        return "it is not a PyTorch checkpoint (its contents are not recognised)"  # random bytes fail in many ways
     if "zip archive" in text:
         return "the file is truncated or corrupted (an incomplete PyTorch archive)"
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
