@@ -23,7 +23,7 @@ from mobilenet.config import DataConfig
 from mobilenet.deploy import engines
 from mobilenet.deploy.bench_paths import BenchReport, BenchResult
 from mobilenet.deploy.bench_report import report_text
-from mobilenet.deploy.export import INPUT_NAME, export_onnx, fold_bn, onnx_export, out_of_place
+from mobilenet.deploy.export import INPUT_NAME, fold_bn, onnx_export, out_of_place
 from mobilenet.deploy.measure import Timing
 from mobilenet.deploy.qdq import calibration_batches
 from mobilenet.deploy.quantize import quantize_checkpoint
@@ -54,19 +54,25 @@ def test_fold_bn_keeps_the_function_and_removes_every_bn() -> None:
             assert (folded(x) - model(x)).abs().max() <= 1e-5
 
 
-def test_onnx_graph_is_folded_clipped_and_batch_dynamic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exporter", ["auto", "dynamo"])
+def test_onnx_graph_is_folded_clipped_and_batch_dynamic(tmp_path: Path, exporter: str) -> None:
     model = mobilenet_v2(0.5).eval()
     randomize_bn(model)
-    path = export_onnx(model, tmp_path / "m.onnx", 96)
+    path = onnx_export(fold_bn(model), tmp_path / "m.onnx", torch.randn(2, 3, 96, 96), exporter=exporter)
     graph = onnx.load(str(path)).graph
     ops = Counter(n.op_type for n in graph.node)
     relu6 = sum(isinstance(m, torch.nn.ReLU6) for m in model.modules())
     assert ops["BatchNormalization"] == 0 and ops["Clip"] == relu6 == 35 and ops["Conv"] == 52
+    assert ops["Identity"] == ops["Constant"] == 0  # the tracer's leftovers are optimized away
+    # the pooling says which exporter wrote it: "auto" must be the fast tracer, not a silent fallback
+    assert ops["GlobalAveragePool" if exporter == "auto" else "ReduceMean"] == 1, ops
     dims = graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 96, 96]
     batches = {f"batch {n}": torch.randn(n, 3, 96, 96) for n in (1, 5)}
     checks = verify_onnx(model, path, batches)
     assert all(c.ok and c.max_abs_diff <= 1e-4 for c in checks), [c.line() for c in checks]
+    with pytest.raises(ValueError, match="unknown ONNX exporter 'jit'"):
+        onnx_export(model, tmp_path / "x.onnx", torch.randn(1, 3, 96, 96), exporter="jit")
 
 
 def _cli(*args: str) -> str:
