@@ -124,6 +124,22 @@ def test_int8_keeps_digits_accuracy_within_one_point(digits_run: Path, tmp_path:
     assert "picked" in choice.text()
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_qat_fake_quantization_matches_pytorchs_op(layout: str) -> None:
+    from mobilenet.deploy.qat import _quantize_input
+
+    x = (torch.randn(4, 24, 9, 9) * 3 + 1).requires_grad_()
+    if layout == "channels_last":
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    (ours,) = _quantize_input(torch.nn.Identity(), (x,))
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = (hi - lo) / 255
+    theirs = torch.fake_quantize_per_tensor_affine(x, scale, round(-lo / scale), 0, 255)
+    assert torch.allclose(ours, theirs, atol=1e-5 * scale) and len(ours.unique()) > 100
+    ours.sum().backward()  # straight through: nothing in the batch's own range is clipped
+    assert x.grad is not None and torch.equal(x.grad, torch.ones_like(x))
+
+
 @pytest.mark.slow
 def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path, tmp_path: Path) -> None:
     report = quantize_checkpoint(digits_run, tmp_path / "qat", calibration=64, qat_epochs=1, engine="none")
