@@ -50,24 +50,29 @@ def test_paper_recipe_is_the_papers() -> None:
         TrainConfig(optimizer="adam")
 
 
-def test_fit_with_options_writes_the_run(tmp_path: Path) -> None:
+def test_fit_with_options_writes_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mobilenet.train.fit as fitting
+
+    drawn: list[int] = []  # the curves are drawn after the first epoch, then at most every 30 s, and at the end
+    real_plot = fitting.plot_curves
+    monkeypatch.setattr(fitting, "plot_curves", lambda rows, path: (drawn.append(len(rows)), real_plot(rows, path)))
     out = tmp_path / "run"
     result = fit(
         ModelConfig(arch="mobilenet_v1", width=0.25, cifar=True),
         DataConfig("digits", resolution=16),
-        TrainConfig(epochs=2, batch_size=128, lr_batch=128, optimizer="rmsprop", lr=0.01, schedule="exponential",
+        TrainConfig(epochs=3, batch_size=128, lr_batch=128, optimizer="rmsprop", lr=0.01, schedule="exponential",
                     label_smoothing=0.1, ema_decay=0.9, precision="fp32", channels_last=False),
         out=str(out),
     )  # fmt: skip
     assert {p.name for p in out.iterdir()} >= {"last.pt", "best.pt", "config.json", "metrics.csv", "metrics.jsonl",
                                                 "curves.png"}  # fmt: skip
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2] and all(math.isfinite(r["test_loss"]) for r in rows)
-    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and all(math.isfinite(r["test_loss"]) for r in rows)
+    assert len((out / "metrics.csv").read_text().splitlines()) == 4 and drawn == [1, 3]
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["num_classes"] == 10 and config["train"]["ema_decay"] == 0.9
     ckpt = Checkpoint.load(out)
-    assert ckpt.epoch == 2 and ckpt.training is not None and ckpt.training.raw_model is not None
+    assert ckpt.epoch == 3 and ckpt.training is not None and ckpt.training.raw_model is not None
     assert result["best_acc"] == ckpt.best_acc and ckpt.run_dir == out
     assert Image.open(out / "curves.png").size[0] > 500
 

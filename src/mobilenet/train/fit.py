@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from mobilenet.checkpoint import Checkpoint, TrainingState, check_class_count
 from mobilenet.config import DataConfig, ModelConfig, TrainConfig, plural
 from mobilenet.data.splits import Split, load_splits
-from mobilenet.files import BEST, LAST, new_run_dir
+from mobilenet.files import BEST, LAST, atomic_path, new_run_dir
 from mobilenet.models import MobileNet, build_model
 from mobilenet.train import distributed
 from mobilenet.train.loop import evaluate, restore_rng, train_one_epoch
@@ -72,13 +73,19 @@ def _pretrained(
     return model.train(), model.config
 
 
-def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+PLOT_EVERY_S = 30.0  # curves.png is redrawn at most this often (and after the last epoch)
+
+
+def _write_metrics(run_dir: Path, rows: list[dict[str, Any]], *, plot: bool = True) -> None:
+    """Metrics as CSV and JSON lines after every epoch; the plot (0.3 s of matplotlib) when `plot`."""
     with (run_dir / "metrics.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    plot_curves(rows, run_dir / "curves.png")
+    if plot:
+        with atomic_path(run_dir / "curves.png", ".png") as tmp:
+            plot_curves(rows, tmp)
 
 
 def fit(
@@ -236,6 +243,7 @@ def _fit(
         if cfg.checkpoint_every and ctx.world > 1:
             raise ValueError("--checkpoint-every saves one process's place in an epoch; use it without torchrun")
         resume_step = ckpt.training if ckpt is not None and ckpt.training is not None and ckpt.training.step else None
+        plotted = -PLOT_EVERY_S  # the first epoch draws one
         for epoch in range(start, cfg.epochs):
             partway = resume_step if epoch == start else None
             stats = train_one_epoch(
@@ -275,7 +283,9 @@ def _fit(
                 saved.save(run_dir / LAST)
                 if improved:
                     saved.save(run_dir / BEST)
-                _write_metrics(run_dir, rows)
+                due = epoch + 1 == cfg.epochs or time.monotonic() - plotted >= PLOT_EVERY_S
+                _write_metrics(run_dir, rows, plot=due)
+                plotted = time.monotonic() if due else plotted
     if ctx.is_main:
         log.info("best test top-1 %.2f%%; checkpoints, metrics and curves in %s", 100 * best, run_dir)
     return {"run_dir": str(run_dir), "best_acc": best, "final": rows[-1] if rows else {}}
