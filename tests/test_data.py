@@ -318,7 +318,7 @@ def test_a_run_on_a_relative_folder_resumes_and_evaluates_from_anywhere(
 
     _image_tree(tmp_path / "photos")
     monkeypatch.chdir(tmp_path)
-    tiny = ["--arch", "mobilenet_v1", "--width", "0.25", "--resolution", "32", "--workers", "0"]
+    tiny = ["--arch", "mobilenet_v1", "--width", "0.25", "--resolution", "32", "--workers", "0", "--precision", "fp32"]
     argv = ["train", "--dataset", "imagefolder", "--data-dir", "photos", *tiny, "--epochs", "1", "--out", "run"]
     assert main(argv) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
