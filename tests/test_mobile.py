@@ -169,14 +169,26 @@ def test_missing_extra_names_it(
 
 def test_failed_check_writes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A runtime that gets the numbers slightly wrong: the writer works, the check must refuse the file.
-    real_runner = mobile.RUNNERS["tflite"]
-    monkeypatch.setitem(mobile.RUNNERS, "tflite", lambda path, threads: lambda x: real_runner(path, threads)(x) + 1e-3)
+    # (The writer here only writes bytes and the runner is the model itself, 1e-3 off: the real converters
+    # and runtimes are checked above; this is the refusal and the clean-up.)
     model = _random_model(arch="mobilenet_v2", width=0.35, num_classes=10, cifar=True)
+    written: list[Path] = []
+
+    def writer(module: torch.nn.Module, path: Path, example: torch.Tensor, calibration: object) -> None:
+        path.write_bytes(b"a converted model")
+        written.append(path)
+
+    def runner(path: Path, threads: int) -> object:
+        assert path.read_bytes() == b"a converted model"  # the check runs the file just written
+        return lambda x: model(torch.from_numpy(x)).detach().numpy() + 1e-3
+
+    monkeypatch.setitem(mobile.WRITERS, "tflite", writer)
+    monkeypatch.setitem(mobile.RUNNERS, "tflite", runner)
     from mobilenet.deploy.mobile_verify import export_mobile
 
     with pytest.raises(ValueError, match="verification failed, nothing written"):
         export_mobile(model, tmp_path / "m.tflite", fmt="tflite", pre=PRE)
-    assert list(tmp_path.iterdir()) == []
+    assert len(written) == 1 and list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="int8 export needs calibration"):
         export_mobile(model, tmp_path / "m.tflite", fmt="tflite", pre=PRE, int8=True)
 
