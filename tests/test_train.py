@@ -363,23 +363,8 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["train", "--out", str(tmp_path / "a-file")]) == 2
     assert "is a file, not a run directory" in capsys.readouterr().err
     # a diverging run stops at the first non-finite loss with one line that says what to change
-    assert (
-        main(
-            [
-                "train",
-                *TINY,
-                "--train-images",
-                "128",
-                "--lr",
-                "1e9",
-                "--precision",
-                "fp32",
-                "--out",
-                str(tmp_path / "nan"),
-            ]
-        )
-        == 1
-    )
+    diverging = ["train", *TINY, "--train-images", "128", "--lr", "1e9", "--precision", "fp32"]
+    assert main([*diverging, "--out", str(tmp_path / "nan")]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("mobilenet train: error: loss became ") and err.endswith("lower the lr"), err
     assert main(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "none")]) == 2
