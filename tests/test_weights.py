@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import import_keras, import_peer, randomize_bn
+from mobilenet.checkpoint import Checkpoint
 from mobilenet.cli import main
 from mobilenet.config import ModelConfig
 from mobilenet.models import build_model, count_params
@@ -438,6 +439,17 @@ def test_cli_convert_finetune_predict_export(tmp_path: Path, capsys: pytest.Capt
     for key in ("blocks.5.expand.conv.weight", "head.bn.running_var", "stem.bn.running_mean"):
         assert torch.equal(ckpt["model"][key], start.state_dict()[key]), key  # frozen: untouched, BN stats too
     assert ckpt["mean"] == [0.485, 0.456, 0.406]  # the weights' own normalisation
+    assert ckpt["model_config"]["cifar"] is False  # the weights' strides: the digits recipe's cifar is not applied
+    # --cifar, asked for, switches them to the CIFAR strides: the same tensors, a different network
+    cifar = tmp_path / "ft-cifar"
+    assert main([*args[:-4], "--cifar", "--train-images", "64", "--out", str(cifar), "--precision", "fp32"]) == 0
+    adapted = Checkpoint.load(cifar)
+    assert adapted.model_config.cifar is True and adapted.model_config.width == 0.35
+    assert torch.equal(
+        adapted.weights["blocks.5.expand.conv.weight"], start.state_dict()["blocks.5.expand.conv.weight"]
+    )
+    assert main(["convert", str(cifar), "--to", "torchvision", "-o", str(tmp_path / "c.pth")]) == 2
+    assert "differs (cifar=True)" in capsys.readouterr().err  # torchvision's network has the ImageNet strides
     assert main(["convert", str(run), "--to", "torchvision", "-o", str(tmp_path / "back.pth")]) == 0
     assert "in the torchvision layout" in capsys.readouterr().out
     before = (tmp_path / "back.pth").read_bytes()

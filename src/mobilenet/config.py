@@ -41,6 +41,9 @@ GRAPH_FIELDS: tuple[str, ...] = (
     "padding",
     "bn_eps",
 )
+# The GRAPH_FIELDS that change strides but no tensor: weights trained without them still fit, so
+# fine-tuning may switch them on (ImageNet weights on 32x32 images with the CIFAR stride variant).
+STRIDE_FIELDS: tuple[str, ...] = ("cifar",)
 
 
 def plural(count: int, noun: str) -> str:

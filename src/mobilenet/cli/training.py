@@ -68,7 +68,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="NHWC tensors (default: yes; faster convolutions on CPU)",
     )
     g.add_argument("--seed", type=int, help="initial weights, data order, augmentation and dropout")
-    g.add_argument("--init", metavar="WEIGHTS", help="start from converted weights (.safetensors); new head")
+    g.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from converted weights (.safetensors); new head; only --cifar may change their graph",
+    )
     g.add_argument(
         "--freeze-backbone",
         action=argparse.BooleanOptionalAction,

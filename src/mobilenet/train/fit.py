@@ -52,13 +52,13 @@ def _choose_run_dir(ctx: distributed.Context, out: str | None, resume: str | Non
 
 
 def _pretrained(
-    path: str, model_cfg: ModelConfig, num_classes: int, splits: tuple[Split, Split]
+    path: str, model_cfg: ModelConfig, num_classes: int, splits: tuple[Split, Split], adapt: dict[str, Any]
 ) -> tuple[MobileNet, ModelConfig]:
     """Converted weights with a new `num_classes` head; the architecture is the weights', the inputs are
     normalised as the weights were trained (e.g. [-1, 1] for Keras/Slim)."""
     from mobilenet.weights import load_pretrained
 
-    model, meta = load_pretrained(path, num_classes=num_classes, dropout=model_cfg.dropout)
+    model, meta = load_pretrained(path, num_classes=num_classes, dropout=model_cfg.dropout, **adapt)
     mean, std = tuple(json.loads(meta["mean"])), tuple(json.loads(meta["std"]))
     for split in splits:
         split.mean, split.std = mean, std
@@ -97,9 +97,11 @@ def fit(
     resume: str | None = None,
     num_classes: int | None = None,
     machine: dict[str, Any] | None = None,
+    adapt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train; with `resume` (a run directory) continue it from its last checkpoint with its saved configs,
-    except for `machine`: the `MACHINE_FIELDS` given anew (threads, device, workers, data_dir).
+    except for `machine`: the `MACHINE_FIELDS` given anew (threads, device, workers, data_dir). With
+    `train_cfg.init`, the network is the weights' own, changed only by `adapt` (STRIDE_FIELDS: `cifar`).
 
     The classifier gets as many outputs as the data has classes; `num_classes`, if given, must agree.
     """
@@ -111,7 +113,7 @@ def fit(
         train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in (machine or {}).items() if k not in data_fields})
     ctx = distributed.setup(train_cfg.device)
     try:
-        return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt, num_classes)
+        return _fit(ctx, model_cfg, data_cfg, train_cfg, out, resume, ckpt, num_classes, adapt or {})
     finally:
         distributed.teardown(ctx)
 
@@ -124,7 +126,8 @@ def _fit(
     out: str | None,
     resume: str | None,
     ckpt: Checkpoint | None,
-    num_classes: int | None = None,
+    num_classes: int | None,
+    adapt: dict[str, Any],
 ) -> dict[str, Any]:
     train, test = load_splits(data_cfg)
     if num_classes is not None:
@@ -144,7 +147,7 @@ def _fit(
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
         model: MobileNet
         if cfg.init and ckpt is None:
-            model, model_cfg = _pretrained(cfg.init, model_cfg, len(train.classes), (train, test))
+            model, model_cfg = _pretrained(cfg.init, model_cfg, len(train.classes), (train, test), adapt)
         else:
             model = build_model(model_cfg)
             if ckpt is not None:  # the normalisation the run started with (pretrained weights bring their own)

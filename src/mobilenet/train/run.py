@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mobilenet.config import GRAPH_FIELDS, DataConfig, ModelConfig, TrainConfig, resolve_recipe
+from mobilenet.config import GRAPH_FIELDS, STRIDE_FIELDS, DataConfig, ModelConfig, TrainConfig, resolve_recipe
 from mobilenet.files import LAST
 from mobilenet.train.fit import fit
 
@@ -36,15 +36,17 @@ def train_run(
             )
         machine = {k: _absolute(v) if k == "data_dir" else v for k, v in (overrides or {}).items() if k in given}
         return fit(ModelConfig(), DataConfig(), TrainConfig(), resume=_run_of(resume), machine=machine)
+    adapt = {}  # with --init: the stride changes asked for on the command line (the recipe's are not)
     if (overrides or {}).get("init"):
-        fixed = [k for k in GRAPH_FIELDS if k in given]
+        fixed = [k for k in GRAPH_FIELDS if k in given and k not in STRIDE_FIELDS]
         if fixed:
             raise ValueError(f"--init weights fix the architecture; drop --{fixed[0].replace('_', '-')}")
+        adapt = {k: (overrides or {})[k] for k in STRIDE_FIELDS if k in given}
     configs = resolve_recipe(recipe, config_file, overrides)
     data = configs.data
     if data.data_dir:
         data = dataclasses.replace(data, data_dir=_absolute(data.data_dir))
-    return fit(configs.model, data, configs.train, out=out, num_classes=num_classes)
+    return fit(configs.model, data, configs.train, out=out, num_classes=num_classes, adapt=adapt)
 
 
 def _absolute(data_dir: str) -> str:

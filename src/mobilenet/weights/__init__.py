@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mobilenet.config import GRAPH_FIELDS
+from mobilenet.config import GRAPH_FIELDS, STRIDE_FIELDS
 from mobilenet.files import refuse_overwrite
 from mobilenet.specs import network_spec
 from mobilenet.weights.convert import NO_CLASSIFIER, Converted, convert_tensors, export_tensors
@@ -84,11 +84,13 @@ def load_pretrained(path: str | Path, num_classes: int | None = None, **changes:
     """Our model with converted weights (a .safetensors file, or a registry name such as
     "mobilenet_v2" or "keras/mobilenet_v2_0.35_96", downloaded and cached on first use), in eval mode.
     A different `num_classes` gets a new, freshly initialised classifier (transfer learning); `changes`
-    (e.g. dropout) must not alter the graph."""
+    (e.g. dropout) must not alter the graph's tensors (STRIDE_FIELDS such as `cifar` may change)."""
     from mobilenet.models import build_model
 
     state, config, metadata = read_weights(path)
-    clash = sorted(k for k, v in changes.items() if k in GRAPH_FIELDS and v != getattr(config, k))
+    clash = sorted(
+        k for k, v in changes.items() if k in GRAPH_FIELDS and k not in STRIDE_FIELDS and v != getattr(config, k)
+    )
     if clash:
         raise ValueError(f"{path} holds {clash[0]}={getattr(config, clash[0])!r}, not {changes[clash[0]]!r}")
     config = dataclasses.replace(config, **changes)
