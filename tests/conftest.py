@@ -83,7 +83,7 @@ FORK_EARLY = "test_order_and_bad_files_hold_with_worker_processes"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Order the suite for pytest-xdist's work-stealing scheduler, which hands worker k the k-th run of
     len(items) // workers consecutive items and lets an idle worker take the tail of another's queue:
-    - the first worker starts with the 4-epoch main job (width 0.25) with `--ema-decay`, the second with
+    - the first worker starts with the 5-epoch main job (width 0.25, 16 px) with `--ema-decay`, the second with
       the main job, so the two long trainings run side by side;
     - the tests that share the trained run follow the main job on its worker, so none waits for it;
     - slow tests come before quick ones, so what is left to steal at the end is small;
