@@ -86,14 +86,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     - the first worker starts with the 5-epoch main job (width 0.25, 16 px) with `--ema-decay`, the second with
       the main job, so the two long trainings run side by side;
     - the tests that share the trained run follow the main job on its worker, so none waits for it;
-    - slow tests come before quick ones, so what is left to steal at the end is small;
+    - slow tests come before quick ones, the longest first, so what is left to steal at the end is small;
     - the test that forks decoding processes runs first among them (see FORK_EARLY)."""
 
     def name(item: pytest.Item) -> str:
         return getattr(item, "originalname", item.name)
 
+    def seconds(item: pytest.Item) -> float:
+        slow = item.get_closest_marker("slow")
+        return 0.0 if slow is None else float(slow.kwargs.get("seconds", 20))
+
     def slow_first(group: list[pytest.Item]) -> list[pytest.Item]:
-        return sorted(group, key=lambda item: (name(item) != FORK_EARLY, item.get_closest_marker("slow") is None))
+        return sorted(group, key=lambda item: (name(item) != FORK_EARLY, -seconds(item)))
 
     alone = [item for item in items if name(item) == ALONE_FIRST]
     main_job = [item for item in items if name(item) == MAIN_JOB_FIRST]

@@ -140,7 +140,7 @@ def test_qat_fake_quantization_matches_pytorchs_op(layout: str) -> None:
     assert x.grad is not None and torch.equal(x.grad, torch.ones_like(x))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path, tmp_path: Path) -> None:
     report = quantize_checkpoint(digits_run, tmp_path / "qat", calibration=64, qat_epochs=1, engine="none")
     assert report.choice is None
@@ -148,7 +148,7 @@ def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path,
     assert report.top1("onnxruntime", "int8") >= report.top1("onnxruntime", "fp32") - 0.01
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_quantize_cli_prints_sizes_accuracy_and_choice(
     digits_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

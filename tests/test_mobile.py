@@ -90,7 +90,7 @@ print(sorted({{"litert_torch", "jax"}} & set(sys.modules)))
     assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["(1, 10)", "[]"], done.stdout + done.stderr[-1500:]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 def test_executorch_fp32_uint8_nhwc(digits_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "camera.pte"
     result = export_checkpoint_mobile(digits_run, out, fmt="executorch", uint8_nhwc=True)
@@ -107,7 +107,7 @@ def test_executorch_fp32_uint8_nhwc(digits_run: Path, tmp_path: Path) -> None:
     assert np.abs(mobile.pte_runner(out)(pixels.numpy()) - ref).max() < 1e-4
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_int8_within_one_point(digits_run: Path, tmp_path: Path) -> None:
     """LiteRT int8 with camera input, checked against fp32 on the held-out digits (ExecuTorch's int8 file
     is made, run and held to the same point by `mobilenet quantize --mobile executorch` in test_deploy.py)."""
