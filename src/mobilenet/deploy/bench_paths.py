@@ -8,7 +8,6 @@ plus the input batch the caller holds); engine paths the resident memory of load
 from __future__ import annotations
 
 import functools
-import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import torch
 from torch import Tensor
 
 from mobilenet.cores import restores_torch_threads
-from mobilenet.deploy.measure import Timing, engine_memory, peak_allocated, time_fn
+from mobilenet.deploy.measure import Timing, engine_memory, peak_allocated, time_interleaved
 from mobilenet.models import MobileNet
 
 
@@ -101,24 +100,14 @@ def run_paths(
             raise ValueError(f"batch sizes must be >= 1, got {batch}")
         x = torch.randn(batch, 3, resolution, resolution, generator=g).contiguous(memory_format=torch.channels_last)
         calls = [functools.partial(path.run, path.prepare(x)) for path in paths]
-        # Interleave: every path is timed in `rounds` slices taken in turn, so drift in the machine's speed
-        # (other tenants, frequency) lands on all paths alike instead of on whichever ran last.
-        samples: list[list[float]] = [[] for _ in paths]
-        for path, call in zip(paths, calls, strict=True):
-            if progress:
-                progress(f"batch {batch}: warming up {path.name}")
-            time_fn(call, runs=1, warmup=3)
-        rounds = 5
-        order = list(range(len(paths)))
-        shuffle = random.Random(seed)
-        for r in range(rounds):
-            if progress:
-                progress(f"batch {batch}: round {r + 1}/{rounds}")
-            shuffle.shuffle(order)  # no path always runs right after the same neighbour
-            for i in order:
-                call = calls[i]
-                t = time_fn(call, runs=max(1, runs // rounds), warmup=1, min_seconds=min_seconds / rounds)
-                samples[i] += t.samples
+        samples = time_interleaved(
+            calls,
+            runs=runs,
+            min_seconds=min_seconds,
+            seed=seed,
+            names=[path.name for path in paths],
+            progress=functools.partial(_batch_progress, progress, batch) if progress else None,
+        )
         # each engine's resident memory is probed in a fresh process; two probes at a time, after the timing
         with ThreadPoolExecutor(2) as pool:
             rss = list(
@@ -144,6 +133,10 @@ def engine_runner(path: Path, engine: str, precision: str, threads: int) -> Call
     from mobilenet.deploy import engines
 
     return engines.load(path, engine, threads=threads, precision=precision)
+
+
+def _batch_progress(progress: Callable[[str], None], batch: int, text: str) -> None:
+    progress(f"batch {batch}: {text}")
 
 
 def random_calibration(resolution: int, images: int = 16) -> list[np.ndarray]:

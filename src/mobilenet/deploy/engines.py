@@ -7,7 +7,6 @@ clear error naming the extra to install.
 from __future__ import annotations
 
 import functools
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mobilenet.cores import inference_threads
-from mobilenet.deploy.measure import Timing, time_fn
+from mobilenet.deploy.measure import Timing, time_interleaved
 
 if TYPE_CHECKING:
     from mobilenet.deploy.quantize import QuantizeReport
@@ -203,21 +202,13 @@ def choose(report: QuantizeReport, *, threads: int = 2, tolerance: float = 0.01)
         else (report.torch_top1)
     )
     x = np.random.default_rng(0).standard_normal((1, 3, report.resolution, report.resolution), dtype=np.float32)
-    calls = {(a.engine, a.precision): functools.partial(report.runner(a.engine, a.precision, threads), x)
-             for a in report.accuracy}  # fmt: skip
+    keys = [(a.engine, a.precision) for a in report.accuracy]
     top1 = {(a.engine, a.precision): a.top1 for a in report.accuracy}
-    for call in calls.values():
-        time_fn(call, runs=1, warmup=3)
-    # Interleaved, as `mobilenet bench` times: five slices of at least 0.1 s each, taken in a shuffled
-    # turn, so a change in the machine's speed lands on every candidate alike (one second each, one
-    # after the other, took twice as long and let the last candidates carry any slowdown).
-    samples: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
-    order, shuffle = list(calls), random.Random(0)
-    for _ in range(5):
-        shuffle.shuffle(order)
-        for key in order:
-            samples[key] += time_fn(calls[key], runs=10, warmup=1, min_seconds=0.1).samples
-    timings = {key: Timing.from_samples(times) for key, times in samples.items()}
+    calls = [functools.partial(report.runner(engine, precision, threads), x) for engine, precision in keys]
+    # Interleaved, as `mobilenet bench` times (one second each, one after the other, took twice as long
+    # and let the last candidates carry any slowdown of the machine).
+    samples = time_interleaved(calls, runs=50, min_seconds=0.5)
+    timings = {key: Timing.from_samples(times) for key, times in zip(keys, samples, strict=True)}
     ok = [k for k in timings if reference - top1[k] <= tolerance]
     best = min(ok, key=lambda k: timings[k].median_ms)
     return EngineChoice(best[0], best[1], report.file(best[1], best[0]), timings, top1, reference, tolerance)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,35 @@ def time_fn(
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return Timing.from_samples(times, batch)
+
+
+def time_interleaved(
+    calls: Sequence[Callable[[], object]],
+    *,
+    runs: int,
+    min_seconds: float,
+    rounds: int = 5,
+    seed: int = 0,
+    names: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
+) -> list[list[float]]:
+    """Every call's timed samples (ms), each call warmed up, then timed in `rounds` slices taken in a
+    shuffled turn, so drift in the machine's speed (other tenants, frequency) lands on all calls alike
+    instead of on whichever ran last. In all, each call runs at least `runs` times and `min_seconds`."""
+    samples: list[list[float]] = [[] for _ in calls]
+    for i, call in enumerate(calls):
+        if progress:
+            progress(f"warming up {names[i] if names else i}")
+        time_fn(call, runs=1, warmup=3)
+    order, shuffle = list(range(len(calls))), random.Random(seed)
+    for r in range(rounds):
+        if progress:
+            progress(f"round {r + 1}/{rounds}")
+        shuffle.shuffle(order)  # no call always runs right after the same neighbour
+        for i in order:
+            timing = time_fn(calls[i], runs=max(1, runs // rounds), warmup=1, min_seconds=min_seconds / rounds)
+            samples[i] += timing.samples
+    return samples
 
 
 _MEMORY_PROBE = """

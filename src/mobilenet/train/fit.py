@@ -288,7 +288,8 @@ def _fit(
                     saved.save(run_dir / BEST)
                 due = epoch + 1 == cfg.epochs or time.monotonic() - plotted >= PLOT_EVERY_S
                 _write_metrics(run_dir, rows, plot=due)
-                plotted = time.monotonic() if due else plotted
+                if due:
+                    plotted = time.monotonic()
     if ctx.is_main:
         log.info("best test top-1 %.2f%%; checkpoints, metrics and curves in %s", 100 * best, run_dir)
     return {"run_dir": str(run_dir), "best_acc": best, "final": rows[-1] if rows else {}}
