@@ -2,7 +2,7 @@
 
 uint8 input with the normalisation folded in equals the float path; OpenVINO equals PyTorch; reduced-size
 JPEG decoding agrees with full decoding on the main job's model over camera-size photos of the digits
-test set; order, bad files and EXIF orientation hold in worker processes."""
+test set; order, bad files and EXIF orientation hold with decoding threads."""
 
 from __future__ import annotations
 
@@ -107,8 +107,8 @@ print(json.dumps(out))
 """
 
 
-def test_order_and_bad_files_hold_with_worker_processes(digits_run: Path, tmp_path: Path) -> None:
-    """In a fresh process, as `predict` runs: the engine is loaded, then decoding forks 2 processes."""
+def test_order_and_bad_files_hold_with_decoding_threads(digits_run: Path, tmp_path: Path) -> None:
+    """In a fresh process, as `predict` runs: the engine is loaded, then 2 threads decode while it runs."""
     import json
     import subprocess
     import sys
@@ -129,6 +129,40 @@ def test_order_and_bad_files_hold_with_worker_processes(digits_run: Path, tmp_pa
         assert (a[1] is None) == (b[1] is None)
         if a[1] is not None and b[1] is not None:
             assert np.abs(np.array(a[1]) - np.array(b[1])).max() < 1e-5
+
+
+def test_decoding_runs_a_bounded_way_ahead_and_stops_with_its_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large folder is not decoded into memory all at once: at most AHEAD files per thread wait for
+    the engine, and a consumer that stops (Ctrl-C, an error) leaves nothing decoding behind it."""
+    import threading
+    import time
+
+    from mobilenet.deploy import pipeline
+
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def slow_load(path: str, prep: PhotoPrep) -> np.ndarray:
+        with lock:
+            started.append(path)
+        time.sleep(0.002)
+        return np.full((2, 2, 3), int(path), np.uint8)
+
+    monkeypatch.setattr(pipeline, "load_pixels", slow_load)
+    paths = [str(i) for i in range(200)]
+    decoded = pipeline._decoded(paths, PhotoPrep(2), workers=2)
+    first = [int(next(decoded)[0, 0, 0]) for _ in range(5)]  # type: ignore[index]
+    time.sleep(0.1)  # time enough to decode everything, were it not bounded
+    assert first == [0, 1, 2, 3, 4]
+    assert len(started) <= 5 + pipeline.AHEAD * 2
+    decoded.close()  # the consumer stops: what was queued is cancelled, the threads are joined
+    after = len(started)
+    time.sleep(0.05)
+    assert len(started) == after < 20
+    rest = pipeline._decoded(paths, PhotoPrep(2), workers=2)  # and in full, every file once, in order
+    assert [int(p[0, 0, 0]) for p in rest] == list(range(200))  # type: ignore[index]
 
 
 def _has_openvino() -> bool:

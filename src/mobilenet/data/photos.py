@@ -1,4 +1,4 @@
-"""Photo to pixels without torch (worker processes import only this): decode, orient, resize, crop.
+"""Photo to pixels without torch: decode, orient, resize, crop.
 
 `load_pixels` is the input half of the photo-to-label pipeline: a JPEG much larger than the network's
 input is decoded at reduced size by libjpeg's DCT scaling (`open_image(min_side=...)`), then resized and

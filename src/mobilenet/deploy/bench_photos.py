@@ -10,7 +10,7 @@ same tensors) through OpenVINO (fp32 by default) on `--threads` threads:
   `Normalize(ImageNet)`, then its ONNX export on OpenVINO (NCHW float input). For folders, torchvision's
   own way to overlap decoding: a `DataLoader` with 2 worker processes, batch 8.
 - ours: `mobilenet.deploy.pipeline`: reduced-size JPEG decoding, resize + crop, uint8 NHWC into the
-  exported network (normalisation folded into the stem), 2 decoding processes for folders, batch 8.
+  exported network (normalisation folded into the stem), 2 decoding threads for folders, batch 8.
 - Keras (where TensorFlow is installed): its documented `load_img(path, target_size=(224, 224))` (full
   decode, whole image resized with nearest-neighbour) and `preprocess_input` (to [-1, 1]), written out
   here so TensorFlow stays out of this process, feeding Keras' MobileNetV2 converted by TFLiteConverter

@@ -1,6 +1,6 @@
 """From photo files to labels, fast: what `predict` runs and `benchmarks/photo_to_label.py` times.
 
-1. Decode (worker processes, overlapped with inference when there are many files): large JPEGs at
+1. Decode (worker threads, overlapped with inference when there are several files): large JPEGs at
    reduced size by DCT scaling, EXIF orientation applied, resize and centre crop as the weights say,
    uint8 pixels out (`mobilenet.data.photos`).
 2. Infer: the network takes uint8 NHWC pixels; the layout change, the cast and the normalisation are
@@ -16,11 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ log = logging.getLogger("mobilenet")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 ENGINES = ("auto", "openvino", "torch")
+AHEAD = 4  # files decoded ahead of inference, per decoding thread
 
 
 def _digest(model: MobileNet, pre: Preprocessing) -> str:
@@ -99,24 +99,38 @@ class Labelled:
 
 
 def _decoded(paths: Sequence[str], prep: PhotoPrep, workers: int) -> Iterator[np.ndarray | str]:
-    if workers <= 0 or len(paths) < 4:
+    """Each file's pixels (or error), in order. Threads, not processes: Pillow releases the GIL while it
+    decodes and resizes, and the engines release it while they run, so threads overlap with each other
+    and with inference without pickling pixels between processes or forking a process whose engine
+    threads are running. At most `AHEAD` files per thread are in flight: memory stays bounded on a large
+    folder, and a consumer that stops (Ctrl-C, an error) waits for no more than the files being decoded."""
+    if workers <= 0 or len(paths) < 2:
         yield from (load_pixels(p, prep) for p in paths)
         return
-    # fork: no re-import of the caller's script (spawn would need a __main__ guard there); the workers
-    # only decode with PIL and never touch the parent's torch or OpenVINO threads
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-        yield from pool.map(partial(load_pixels, prep=prep), paths, chunksize=4)
+    todo = iter(paths)
+    with ThreadPoolExecutor(workers, thread_name_prefix="mobilenet-decode") as pool:
+        pending: deque[Future[np.ndarray | str]] = deque()
+        try:
+            for path in todo:
+                pending.append(pool.submit(load_pixels, path, prep))
+                if len(pending) >= AHEAD * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def label_photos(
     paths: Iterable[str | Path], prep: PhotoPrep, run: Runner, *, batch: int = 8, workers: int | None = None
 ) -> Iterator[Labelled]:
     """Logits for each file in order; unreadable files come back with their error. Decoding runs in
-    `workers` processes (default: the cores available, when there are enough files), batched inference
-    in this one, so the two overlap."""
+    `workers` threads (default: one per available core, when there is more than one file) while the
+    engine runs batches, so the two overlap."""
     names = [str(p) for p in paths]
     if workers is None:
-        workers = available_cores() if len(names) >= 16 else 0
+        workers = available_cores() if len(names) > 1 else 0
     pending: list[tuple[str, np.ndarray]] = []
 
     def flush() -> Iterator[Labelled]:
