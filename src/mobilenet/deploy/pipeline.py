@@ -107,19 +107,17 @@ def _decoded(paths: Sequence[str], prep: PhotoPrep, workers: int) -> Iterator[np
     if workers <= 0 or len(paths) < 2:
         yield from (load_pixels(p, prep) for p in paths)
         return
-    todo = iter(paths)
-    with ThreadPoolExecutor(workers, thread_name_prefix="mobilenet-decode") as pool:
-        pending: deque[Future[np.ndarray | str]] = deque()
-        try:
-            for path in todo:
-                pending.append(pool.submit(load_pixels, path, prep))
-                if len(pending) >= AHEAD * workers:
-                    yield pending.popleft().result()
-            while pending:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="mobilenet-decode")
+    pending: deque[Future[np.ndarray | str]] = deque()
+    try:
+        for path in paths:
+            pending.append(pool.submit(load_pixels, path, prep))
+            if len(pending) >= AHEAD * workers:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # also when the consumer stops early: drop what is queued, wait for what is decoding
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def label_photos(
