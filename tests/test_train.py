@@ -518,3 +518,31 @@ def test_main_job_with_ema_stays_within_a_point(tmp_path: Path) -> None:
     raw_acc = evaluate(raw, test, channels_last=False).top1
     assert test.resolution == 16 and raw_acc >= 0.95  # 97-98% after 5 epochs
     assert abs(ema.history[-1]["test_acc"] - raw_acc) <= 0.01
+
+
+def test_evaluation_runs_a_folded_copy_with_the_models_own_results() -> None:
+    """`evaluate` folds BN into the convs of a copy: loss and confusion as the model computes them, and the
+    model itself keeps its BN layers and weights."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from conftest import randomize_bn
+    from mobilenet.models import mobilenet_v2
+    from mobilenet.train.loop import evaluate
+
+    _, test = load_digits_splits(16)
+    model = mobilenet_v2(0.35, num_classes=10, cifar=True)
+    randomize_bn(model)
+    before = copy.deepcopy(model.state_dict())
+    result = evaluate(model, test, batch_size=128, channels_last=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 52
+    loss, predicted = 0.0, []
+    with torch.no_grad():
+        for images, labels in test.batches(128, train=False):
+            logits = model.eval()(images)
+            loss += F.cross_entropy(logits, labels, reduction="sum").item()
+            predicted.append(logits.argmax(1))
+    assert result.loss == pytest.approx(loss / len(test), rel=1e-5)
+    assert int(result.confusion.diag().sum()) == int((torch.cat(predicted) == test.labels).sum())

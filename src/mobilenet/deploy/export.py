@@ -9,7 +9,6 @@ compares with PyTorch (`mobilenet.deploy.verify`).
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import logging
 import warnings
@@ -18,26 +17,15 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from mobilenet.files import atomic_path
-from mobilenet.layers import ConvBNAct
+from mobilenet.layers import fold_bn
 from mobilenet.models import MobileNet
 
 log = logging.getLogger("mobilenet")
 
 FORMATS: tuple[str, ...] = ("onnx", "torch-export")
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
-
-
-def fold_bn(model: MobileNet) -> MobileNet:
-    """An eval-mode copy with every BatchNorm folded into the conv before it (the conv gains a bias)."""
-    folded = copy.deepcopy(model).eval()
-    for module in folded.modules():
-        if isinstance(module, ConvBNAct) and isinstance(module.bn, nn.BatchNorm2d):
-            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
-            module.bn = nn.Identity()  # type: ignore[assignment]
-    return folded
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from mobilenet.checkpoint import TrainingState
 from mobilenet.config import TrainConfig
 from mobilenet.data.splits import Split
+from mobilenet.layers import fold_bn
 from mobilenet.train import distributed
 
 log = logging.getLogger("mobilenet")
@@ -65,9 +66,11 @@ def evaluate(
     ctx: distributed.Context | None = None,
     progress: bool = False,
 ) -> EvalResult:
-    """Loss, top-1/top-5 and the confusion matrix of `model` on `split` (summed over ranks)."""
+    """Loss, top-1/top-5 and the confusion matrix of `model` on `split` (summed over ranks). It runs a
+    copy with BN folded into the convs (about half the time per image on a CPU; the same function)."""
     ctx = ctx or distributed.Context(device=next(model.parameters()).device)
     model.eval()
+    model = fold_bn(model)
     k = len(split.classes)
     confusion = torch.zeros(k, k, dtype=torch.int64)
     loss_sum, top5 = 0.0, 0.0
