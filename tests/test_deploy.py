@@ -97,33 +97,6 @@ def test_export_cli_verifies_on_random_and_real_inputs(digits_run: Path, capsys:
     assert not [p for p in digits_run.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
 
 
-def test_int8_keeps_digits_accuracy_within_one_point(digits_run: Path, tmp_path: Path) -> None:
-    report = quantize_checkpoint(digits_run, tmp_path / "deploy", calibration=128, threads=2)
-    fp32, int8 = report.top1("onnxruntime", "fp32"), report.top1("onnxruntime", "int8")
-    assert fp32 == pytest.approx(report.torch_top1, abs=1 / 360)  # same model, same data
-    assert fp32 > 0.8, "the fixture model should have learned the digits"
-    assert int8 >= fp32 - 0.01
-    assert report.fp32_bytes > 2.5 * report.int8_bytes
-    assert report.calibration_images == 128 and report.test_images == 360
-    graph = onnx.load(str(report.int8_path)).graph
-    ops = Counter(n.op_type for n in graph.node)
-    assert ops["QuantizeLinear"] > 50 and ops["DequantizeLinear"] > 100
-    inits = {i.name: i for i in graph.initializer}
-    per_channel = [
-        n for n in graph.node
-        if n.op_type == "DequantizeLinear" and n.input[1] in inits and len(inits[n.input[1]].dims) == 1
-        and inits[n.input[1]].dims[0] > 1
-    ]  # fmt: skip
-    assert len(per_channel) >= 52  # every conv's weights carry one scale per output channel
-    choice = report.choice
-    assert choice is not None
-    key = (choice.engine, choice.precision)
-    assert choice.top1[key] >= choice.reference_top1 - 0.01
-    ok = [k for k in choice.timings if choice.reference_top1 - choice.top1[k] <= 0.01]
-    assert choice.timings[key].median_ms == min(choice.timings[k].median_ms for k in ok)
-    assert "picked" in choice.text()
-
-
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_qat_fake_quantization_matches_pytorchs_op(layout: str) -> None:
     from mobilenet.deploy.qat import _quantize_input
@@ -140,9 +113,14 @@ def test_qat_fake_quantization_matches_pytorchs_op(layout: str) -> None:
     assert x.grad is not None and torch.equal(x.grad, torch.ones_like(x))
 
 
-@pytest.mark.slow(seconds=15)
+@pytest.mark.slow(seconds=8)
 def test_quantization_aware_finetuning_runs_and_stays_accurate(digits_run: Path, tmp_path: Path) -> None:
-    report = quantize_checkpoint(digits_run, tmp_path / "qat", calibration=64, qat_epochs=1, engine="none")
+    import dataclasses
+
+    # one epoch of fake-quantized fine-tuning on a 320-image stratified subset of the training digits
+    data = dataclasses.replace(Checkpoint.load(digits_run).data_config, train_images=320)
+    report = quantize_checkpoint(digits_run, tmp_path / "qat", calibration=64, qat_epochs=1, engine="none", data=data)
+    assert report.test_images == 360  # the whole held-out split
     assert report.choice is None
     assert any("fake quantization" in n for n in report.notes)
     assert report.top1("onnxruntime", "int8") >= report.top1("onnxruntime", "fp32") - 0.01
@@ -164,14 +142,39 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     # run and held to the same point (LiteRT goes through the same code; its exports are checked in
     # test_mobile.py)
     out = _cli("quantize", str(run), "--calibration", "64", "--mobile", "executorch")
-    assert "smaller" in out and "onnxruntime  int8  top-1" in out and "picked" in out
-    fp32 = float(out.split("PyTorch fp32: ")[1].split("%")[0])
-    for precision in ("fp32", "int8"):  # accuracy on the held-out digits: int8 within a point, fp32 the same
-        line = next(line for line in out.splitlines() if line.startswith(f"  {'executorch':<12} {precision:<5} top-1"))
-        assert float(line.split("top-1 ")[1].split("%")[0]) >= fp32 - 1.0, line
-    table = out[out.index("engine choice") :]
-    timed = [line[3:].split()[0] for line in table.splitlines()[1:] if line[:3] in ("-> ", "   ")]
-    assert timed.count("executorch") == 2 and "onnxruntime" in timed
+    assert "calibrated on 64 training images; accuracy on 360 held-out images" in out and "picked" in out
+    torch_top1 = float(out.split("PyTorch fp32: ")[1].split("%")[0])
+
+    def top1(engine: str, precision: str) -> float:
+        line = next(line for line in out.splitlines() if line.startswith(f"  {engine:<12} {precision:<5} top-1"))
+        return float(line.split("top-1 ")[1].split("%")[0])
+
+    fp32 = top1("onnxruntime", "fp32")
+    assert fp32 == pytest.approx(torch_top1, abs=100 / 360) and fp32 > 80  # the same model on the same data
+    # accuracy on the held-out digits: int8 within a point of fp32, on onnxruntime and ExecuTorch alike
+    assert top1("onnxruntime", "int8") >= fp32 - 1.0 and top1("executorch", "int8") >= fp32 - 1.0
+    assert top1("executorch", "fp32") >= fp32 - 1.0
+    deploy = run / "deploy"
+    assert (deploy / "model.onnx").stat().st_size > 2.5 * (deploy / "model.int8.onnx").stat().st_size
+    graph = onnx.load(str(deploy / "model.int8.onnx")).graph
+    ops = Counter(n.op_type for n in graph.node)
+    assert ops["QuantizeLinear"] > 50 and ops["DequantizeLinear"] > 100
+    inits = {i.name: i for i in graph.initializer}
+    per_channel = [
+        n for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[1] in inits and len(inits[n.input[1]].dims) == 1
+        and inits[n.input[1]].dims[0] > 1
+    ]  # fmt: skip
+    assert len(per_channel) >= 52  # every conv's weights carry one scale per output channel
+    # the choice: the fastest of the candidates within a point of fp32, ExecuTorch's two files among them
+    table = out[out.index("engine choice") :].splitlines()[1:]
+    rows = [(line[:2], line[3:].split()) for line in table if line[:3] in ("-> ", "   ")]
+    assert [cells[0] for _, cells in rows].count("executorch") == 2 and "onnxruntime" in {c[0] for _, c in rows}
+    ok = [(float(cells[2]), mark) for mark, cells in rows if cells[-1] == "ok"]
+    fastest = min(ms for ms, _ in ok)
+    assert any(mark == "->" and ms == fastest for ms, mark in ok) and all(
+        float(cells[5].rstrip("%")) >= fp32 - 1.0 for _, cells in rows if cells[-1] == "ok"
+    )
     assert {p.name for p in (run / "deploy").iterdir()} >= {"model.pte", "model.int8.pte", "model.int8.onnx"}
     # int8 weights: well under half the 4 bytes per parameter an fp32 file needs
     from mobilenet.models import count_params

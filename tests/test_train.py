@@ -96,8 +96,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> No
     assert proc.wait() == -signal.SIGKILL
     assert Checkpoint.load(interrupted).epoch < 4
     # the checkpoint file names its run too, and a setting of the machine (not of the result) may change
-    resume = _cli("train", "--resume", str(interrupted / "last.pt"), "--workers", "1")
-    subprocess.run(resume, check=True, capture_output=True)
+    assert main(["train", "--resume", str(interrupted / "last.pt"), "--workers", "1"]) == 0
     straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(interrupted / "last.pt")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
