@@ -84,7 +84,7 @@ EARLY = "test_order_and_bad_files_hold_with_decoding_threads"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Order the suite for pytest-xdist's work-stealing scheduler, which hands worker k the k-th run of
-    len(items) // workers consecutive items and lets an idle worker take the tail of another's queue:
+    len(items) // workers consecutive items and lets an idle worker take half of the longest queue's tail:
     - the first worker starts with the 5-epoch main job (width 0.25, 16 px) with `--ema-decay`, the second with
       the main job, so the two long trainings run side by side;
     - the tests that share the trained run follow the main job on its worker, so none waits for it;
@@ -106,9 +106,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rest = [item for item in items if item not in alone and item not in main_job]
     shared = slow_first([item for item in rest if "digits_run" in getattr(item, "fixturenames", ())])
     others = slow_first([item for item in rest if item not in shared])
+    # The main job and the slow tests that share it are more than half of all the work: the second and third
+    # slowest of those go last, where another worker, out of its own tests long after the main job ended,
+    # takes them from this queue's tail (a worker's last two tests cannot be taken from it).
+    slowest = [item for item in sorted(shared, key=seconds, reverse=True) if seconds(item) > 0][1:3]
+    shared = [item for item in shared if item not in slowest]
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     first = max(0, len(items) // max(workers, 2) - len(alone))
-    items[:] = alone + others[:first] + main_job + shared + others[first:]
+    items[:] = alone + others[:first] + main_job + shared + others[first:] + slowest
 
 
 @pytest.fixture(scope="session")
