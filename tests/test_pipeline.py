@@ -139,6 +139,7 @@ def test_decoding_runs_a_bounded_way_ahead_and_stops_with_its_consumer(
     import threading
     import time
 
+    from mobilenet.data.ahead import AHEAD
     from mobilenet.deploy import pipeline
 
     started: list[str] = []
@@ -156,7 +157,7 @@ def test_decoding_runs_a_bounded_way_ahead_and_stops_with_its_consumer(
     first = [int(next(decoded)[0, 0, 0]) for _ in range(5)]  # type: ignore[index]
     time.sleep(0.1)  # time enough to decode everything, were it not bounded
     assert first == [0, 1, 2, 3, 4]
-    assert len(started) <= 5 + pipeline.AHEAD * 2
+    assert len(started) <= 5 + AHEAD * 2
     decoded.close()  # the consumer stops: what was queued is cancelled, the threads are joined
     after = len(started)
     time.sleep(0.05)
@@ -201,13 +202,14 @@ def test_predict_uses_the_fast_path_by_default_and_full_decode_on_request(digits
 def test_folder_evaluation_decodes_large_jpegs_at_reduced_size(tmp_path: Path) -> None:
     import dataclasses
 
-    from mobilenet.data.splits import FolderSplit, _FolderDataset
+    from mobilenet.data.splits import FolderSplit
 
     photo = np.kron(np.random.default_rng(2).integers(0, 256, (12, 16, 3)), np.ones((100, 100, 1))).astype(np.uint8)
     Image.fromarray(photo).save(tmp_path / "big.jpg", quality=92)  # 1600x1200
-    split = FolderSplit([(tmp_path / "big.jpg", 0)], ["a"], 64, workers=0)
-    fast, _ = _FolderDataset(split, train=False, seed=0)[0]
-    full, _ = _FolderDataset(dataclasses.replace(split, reduced_decode=False), train=False, seed=0)[0]
+    split = FolderSplit([(tmp_path / "big.jpg", 0)], ["a"], 64, workers=0, mean=(0.0,) * 3, std=(1.0,) * 3)
+    [(fast, _)] = split.batches(1, train=False)
+    [(full, _)] = dataclasses.replace(split, reduced_decode=False).batches(1, train=False)
+    fast, full = fast[0] * 255, full[0] * 255  # mean 0 and std 1: the pixels' own 0..255 scale
     diff = (fast.float() - full.float()).abs().mean().item()
     assert fast.shape == full.shape == (3, 64, 64) and 0 < diff < 4  # different decoding, the same picture
 

@@ -114,7 +114,7 @@ class DataConfig:
     data_dir: str | None = None  # CIFAR: archive or extracted folder (downloaded here if absent); ImageFolder root
     resolution: int = 0  # 0: the dataset's native side (32 for digits and CIFAR, 224 for ImageFolder)
     download: bool = True
-    workers: int = 2  # ImageFolder decoding processes
+    workers: int = 2  # ImageFolder decoding threads
     train_images: int = 0  # 0: every training image; N: a fixed class-stratified subset of N (the test set is whole)
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="download CIFAR when --data-dir lacks it (default: yes)",
     )
-    g.add_argument("--workers", type=int, help="image decoding processes (ImageFolder)")
+    g.add_argument("--workers", type=int, help="image decoding threads (ImageFolder)")
     g.add_argument(
         "--train-images",
         type=int,

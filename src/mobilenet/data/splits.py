@@ -7,6 +7,7 @@ order), sharded across distributed ranks, augmented and normalized. No torchvisi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from mobilenet.config import DataConfig
 from mobilenet.data import transforms as T
+from mobilenet.data.ahead import map_ahead
 from mobilenet.data.cifar import load_cifar
 from mobilenet.data.images import IMAGE_EXTENSIONS, open_image
 from mobilenet.data.subsets import stratified_subset
@@ -141,35 +143,9 @@ def scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str]
     return classes, samples
 
 
-class _FolderDataset(torch.utils.data.Dataset[tuple[Tensor, int]]):
-    def __init__(self, split: FolderSplit, train: bool, seed: int) -> None:
-        self.split, self.train, self.seed = split, train, seed
-
-    def __len__(self) -> int:
-        return len(self.split.samples)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        path, label = self.split.samples[index]
-        size = self.split.resolution
-        # evaluation needs only the short side size / crop: large JPEGs decode at reduced size (DCT scaling)
-        need = round(size / self.split.crop) if not self.train and self.split.reduced_decode else None
-        try:
-            image = open_image(path, need)
-        except ValueError:
-            if self.train or not self.split.skip_unreadable:
-                raise
-            return torch.zeros(3, size, size, dtype=torch.uint8), -1  # dropped and named by `batches`
-        if self.train:  # per-sample generator: the same crops whatever the worker count or resume point
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-            image = T.random_resized_crop(image, size, g)
-        else:
-            image = T.resize_center_crop(image, size, self.split.crop, self.split.interpolation)
-        return T.pil_to_tensor(image), label
-
-
 @dataclass
 class FolderSplit:
-    """An ImageFolder split (ImageNet layout); images are decoded by worker processes."""
+    """An ImageFolder split (ImageNet layout); images are decoded by `workers` threads (`data.ahead`)."""
 
     samples: list[tuple[Path, int]]
     classes: list[str]
@@ -199,46 +175,46 @@ class FolderSplit:
         device: torch.device | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         order, _ = epoch_order(len(self), train=train, seed=seed, epoch=epoch, rank=rank, world=world)
-        dataset = _FolderDataset(self, train, seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(dataset, order.tolist()),
-            batch_size=batch_size,
-            num_workers=self.workers,
-            persistent_workers=False,
-        )
-        batches, failed = iter(loader), None
+        sample = functools.partial(self._sample, train=train, seed=seed * 1000 + epoch)
         if not train:
             self.skipped.clear()  # this pass's unreadable files only
+        images: list[Tensor] = []
+        labels: list[int] = []
+        for item in map_ahead(sample, order.tolist(), self.workers):
+            if isinstance(item, str):  # unreadable, with skip_unreadable: left out and named
+                self.skipped.append(item)
+                continue
+            images.append(item[0])
+            labels.append(item[1])
+            if len(images) == batch_size:
+                yield self._batch(images, labels, device)
+                images, labels = [], []
+        if images:
+            yield self._batch(images, labels, device)
+
+    def _sample(self, index: int, *, train: bool, seed: int) -> tuple[Tensor, int] | str:
+        """One image as uint8 CHW at the split's side, or (evaluation with `skip_unreadable`) the reason
+        it cannot be read."""
+        path, label = self.samples[index]
+        size = self.resolution
+        # evaluation needs only the short side size / crop: large JPEGs decode at reduced size (DCT scaling)
+        need = round(size / self.crop) if not train and self.reduced_decode else None
         try:
-            done = 0
-            for images, labels in batches:  # images differ in size, so workers crop them one by one
-                bad = (labels < 0).nonzero().flatten().tolist()
-                for row in bad:  # unreadable, with skip_unreadable: decoded again here for its reason
-                    path = self.samples[int(order[done + row])][0]
-                    try:
-                        open_image(path)
-                    except ValueError as err:
-                        self.skipped.append(str(err))
-                    else:
-                        self.skipped.append(f"cannot read image {path} in a worker process")
-                done += len(labels)
-                if bad:
-                    keep = labels >= 0
-                    images, labels = images[keep], labels[keep]
-                    if not len(labels):
-                        continue
-                yield T.normalize(images.to(device or "cpu", non_blocking=True), self.mean, self.std), labels
+            image = open_image(path, need)
         except ValueError as err:
-            # A worker's error arrives wrapped in its traceback; keep the one line that names the file.
-            lines = [line for line in str(err).splitlines() if line.startswith("ValueError: ")]
-            failed = lines[-1].removeprefix("ValueError: ") if lines else str(err)
-        if failed is not None:
-            # Stop the worker processes now: the loader's iterator sits in a reference cycle, and when a
-            # later garbage collection stopped them instead, that waited out two 5 s time-outs.
-            shutdown = getattr(batches, "_shutdown_workers", None)
-            if shutdown is not None:
-                shutdown()
-            raise ValueError(failed)
+            if train or not self.skip_unreadable:
+                raise
+            return str(err)
+        if train:  # per-sample generator: the same crops whatever the thread count or resume point
+            g = torch.Generator().manual_seed(seed * 1_000_003 + index)
+            image = T.random_resized_crop(image, size, g)
+        else:
+            image = T.resize_center_crop(image, size, self.crop, self.interpolation)
+        return T.pil_to_tensor(image), label
+
+    def _batch(self, images: list[Tensor], labels: list[int], device: torch.device | None) -> tuple[Tensor, Tensor]:
+        x = torch.stack(images).to(device or "cpu", non_blocking=True)
+        return T.normalize(x, self.mean, self.std), torch.tensor(labels).to(device or "cpu", non_blocking=True)
 
 
 Split = ArraySplit | FolderSplit

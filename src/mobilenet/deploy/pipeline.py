@@ -13,12 +13,11 @@ preprocessing up to resize details); `predict --full-decode` selects it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import tempfile
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from mobilenet.cores import available_cores
+from mobilenet.data.ahead import map_ahead
 from mobilenet.data.photos import PhotoPrep, load_pixels
 from mobilenet.deploy.mobile import Preprocessing, Uint8NHWC
 from mobilenet.download import cache_home
@@ -36,7 +36,6 @@ log = logging.getLogger("mobilenet")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 ENGINES = ("auto", "openvino", "torch")
-AHEAD = 4  # files decoded ahead of inference, per decoding thread
 
 
 def _digest(model: MobileNet, pre: Preprocessing) -> str:
@@ -99,25 +98,8 @@ class Labelled:
 
 
 def _decoded(paths: Sequence[str], prep: PhotoPrep, workers: int) -> Iterator[np.ndarray | str]:
-    """Each file's pixels (or error), in order. Threads, not processes: Pillow releases the GIL while it
-    decodes and resizes, and the engines release it while they run, so threads overlap with each other
-    and with inference without pickling pixels between processes or forking a process whose engine
-    threads are running. At most `AHEAD` files per thread are in flight: memory stays bounded on a large
-    folder, and a consumer that stops (Ctrl-C, an error) waits for no more than the files being decoded."""
-    if workers <= 0 or len(paths) < 2:
-        yield from (load_pixels(p, prep) for p in paths)
-        return
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="mobilenet-decode")
-    pending: deque[Future[np.ndarray | str]] = deque()
-    try:
-        for path in paths:
-            pending.append(pool.submit(load_pixels, path, prep))
-            if len(pending) >= AHEAD * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:  # also when the consumer stops early: drop what is queued, wait for what is decoding
-        pool.shutdown(wait=True, cancel_futures=True)
+    """Each file's pixels (or error), in order, decoded in `workers` threads a bounded way ahead."""
+    return map_ahead(functools.partial(load_pixels, prep=prep), paths, workers)
 
 
 def label_photos(
