@@ -23,11 +23,12 @@ from mobilenet.config import DataConfig
 from mobilenet.deploy import engines
 from mobilenet.deploy.bench_paths import BenchReport, BenchResult
 from mobilenet.deploy.bench_report import report_text
-from mobilenet.deploy.export import INPUT_NAME, fold_bn, onnx_export, out_of_place
+from mobilenet.deploy.export import INPUT_NAME, onnx_export, out_of_place
 from mobilenet.deploy.measure import Timing
 from mobilenet.deploy.qdq import calibration_batches
 from mobilenet.deploy.quantize import quantize_checkpoint
 from mobilenet.deploy.verify import export_checkpoint, verify_onnx
+from mobilenet.layers import fold_bn
 from mobilenet.models import mobilenet_v1, mobilenet_v2
 
 onnx = pytest.importorskip("onnx")

@@ -88,7 +88,7 @@ def bench(
         mobile = tuple(e for e in options.engines if e in ("litert", "executorch"))
         if mobile:
             from mobilenet.deploy.bench_mobile import mobile_paths
-            from mobilenet.deploy.export import fold_bn
+            from mobilenet.layers import fold_bn
 
             paths += mobile_paths(
                 fold_bn(model),

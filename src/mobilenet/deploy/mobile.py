@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mobilenet.deploy.export import fold_bn, out_of_place
+from mobilenet.deploy.export import out_of_place
+from mobilenet.layers import fold_bn
 from mobilenet.models import MobileNet
 
 SUFFIXES = {"tflite": ".tflite", "executorch": ".pte"}

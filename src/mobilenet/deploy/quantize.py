@@ -97,8 +97,8 @@ def _mobile_accuracy(
 ) -> None:
     """The phone runtimes as candidates too: fp32 and PT2E int8 files (calibrated on the same images),
     run in LiteRT's interpreter / ExecuTorch's runtime on the held-out images."""
-    from mobilenet.deploy.export import fold_bn
     from mobilenet.deploy.mobile import SUFFIXES, WRITERS, require
+    from mobilenet.layers import fold_bn
 
     folded = fold_bn(model).eval()
     example = torch.from_numpy(batches[0][:1])
