@@ -152,10 +152,29 @@ def _png_ok(path: Path) -> None:
         assert image.size[0] > 300 and image.size[1] > 200
 
 
-def test_ablation_command_writes_table_json_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ablation_command_writes_table_json_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import mobilenet.train.optim as optim
+    from mobilenet.checkpoint import Checkpoint
+
+    timed: list[int] = []
+    real_step_times = optim.step_times
+
+    def counted(*args: object, **kwargs: object) -> dict[str, float]:
+        timed.append(1)
+        return real_step_times(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(optim, "step_times", counted)
     args = ["experiment", "ablation", "--groups", "bottleneck", "activation", "--epochs", "1", "--seeds", "0", "1",
             "--width", "0.25", "--resolution", "8", "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
+    # precision "auto" is timed by the first run only, and all six train in the precision it chose
+    assert len(timed) == ("AVX512" in torch.backends.cpu.get_cpu_capability())
+    saved = {Checkpoint.load(run).train_config.precision for run in (tmp_path / "runs").iterdir()}
+    assert len(saved) == 1 and saved <= {"fp32", "bf16"}
     text = capsys.readouterr().out
     assert "| bottleneck | relu6-bottleneck | 0.25 |" in text and "| activation | relu | 0.25 |" in text
     assert "Paper: linear bottleneck > ReLU6 after the projection. Here: **" in text

@@ -83,6 +83,7 @@ class RunResult:
     seed: int
     history: list[dict[str, Any]]  # one row per epoch: train/test loss and accuracy
     run_dir: Path
+    precision: str  # what the run trained in ("fp32" or "bf16"; "auto" resolved)
 
     @property
     def final_acc(self) -> float:
@@ -102,12 +103,16 @@ def run_key(variant: Variant, train: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path) -> RunResult:
-    """Train `variant` with `seed`, or read/resume the cached run of the same configs."""
+def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path, precision: str | None = None) -> RunResult:
+    """Train `variant` with `seed`, or read/resume the cached run of the same configs. `precision` (an
+    answer to `train.precision="auto"` found by an earlier run) is used instead of timing it again; the
+    run's cache key stays that of `train`."""
     from mobilenet.checkpoint import Checkpoint  # torch and the training stack load only when something trains
     from mobilenet.train.fit import fit
 
     cfg = dataclasses.replace(train, seed=seed)
+    if precision is not None and train.precision == "auto":
+        cfg = dataclasses.replace(cfg, precision=precision)
     run_dir = out / "runs" / f"{variant.name}-s{seed}-{run_key(variant, train)}"
     if not run_dir.exists():
         run_dir = _same_configs(out, variant, cfg) or run_dir
@@ -116,7 +121,7 @@ def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path) -> R
         ckpt = Checkpoint.load(last)
         if ckpt.epoch >= cfg.epochs:
             log.info("cached: %s seed %d (%s)", variant.name, seed, run_dir)
-            return RunResult(variant, seed, ckpt.history, run_dir)
+            return RunResult(variant, seed, ckpt.history, run_dir, ckpt.train_config.precision)
         log.info("resuming %s seed %d from epoch %d", variant.name, seed, ckpt.epoch)
         fit(variant.model, variant.data, cfg, resume=str(run_dir))
     else:
@@ -124,7 +129,8 @@ def run_variant(variant: Variant, train: TrainConfig, seed: int, out: Path) -> R
             shutil.rmtree(run_dir)
         log.info("training %s seed %d", variant.name, seed)
         fit(variant.model, variant.data, cfg, out=str(run_dir))
-    return RunResult(variant, seed, Checkpoint.load(last).history, run_dir)
+    ckpt = Checkpoint.load(last)
+    return RunResult(variant, seed, ckpt.history, run_dir, ckpt.train_config.precision)
 
 
 def _same_configs(out: Path, variant: Variant, cfg: TrainConfig) -> Path | None:
@@ -154,13 +160,15 @@ def check_runs(variants: Sequence[Variant], seeds: Sequence[int]) -> None:
 
 
 def run_all(variants: Sequence[Variant], train: TrainConfig, seeds: Sequence[int], out: Path) -> list[RunResult]:
-    """Every variant with every seed, seed-major so a short interruption leaves whole seeds done."""
+    """Every variant with every seed, seed-major so a short interruption leaves whole seeds done. With
+    `train.precision="auto"` the first run decides (by timing) and the others train in the same precision:
+    the variants are compared under one arithmetic, and the timing is done once."""
     check_runs(variants, seeds)
-    results = []
+    results: list[RunResult] = []
     total = len(variants) * len(seeds)
     for k, (seed, variant) in enumerate(((s, v) for s in seeds for v in variants), start=1):
         log.info("[%d/%d] %s, seed %d", k, total, variant.name, seed)
-        results.append(run_variant(variant, train, seed, out))
+        results.append(run_variant(variant, train, seed, out, results[0].precision if results else None))
     return results
 
 
