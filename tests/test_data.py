@@ -33,6 +33,12 @@ def test_digits_split_is_stratified_and_fixed() -> None:
     x2, y2 = next(train.batches(64, train=True, epoch=3, seed=1))
     assert torch.equal(x, x2) and torch.equal(y, y2)  # order and augmentation depend on (seed, epoch) only
     assert not torch.equal(y, next(train.batches(64, train=True, epoch=4, seed=1))[1])
+    # made once per process, but what one caller does to its splits never reaches the next caller's
+    before = train.images.clone()
+    train.images[:] = 0
+    train.classes.append("x")
+    again, _ = load_digits_splits()
+    assert torch.equal(again.images, before) and again.classes == [str(i) for i in range(10)]
 
 
 def test_shards_cover_the_epoch_like_distributed_sampler() -> None:

@@ -93,7 +93,18 @@ class ArraySplit:
 
 
 def load_digits_splits(resolution: int = 32) -> tuple[ArraySplit, ArraySplit]:
-    """scikit-learn's 1,797 real 8x8 digits, upsampled to RGB `resolution`, stratified 80/20 split (seed 0)."""
+    """scikit-learn's 1,797 real 8x8 digits, upsampled to RGB `resolution`, stratified 80/20 split (seed 0).
+    Made once per process and resolution (a run, its evaluation and its exports each ask for them); every
+    call gets its own tensors."""
+    train, test = (
+        dataclasses.replace(s, images=s.images.clone(), labels=s.labels.clone(), classes=list(s.classes))
+        for s in _digits_splits(resolution)
+    )
+    return train, test
+
+
+@functools.lru_cache(maxsize=4)
+def _digits_splits(resolution: int) -> tuple[ArraySplit, ArraySplit]:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
