@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
-from mobilenet.peers import import_peer as _import_peer
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: pytest's main process (which only hands tests to the workers) loads
+# this file before it starts them, and would otherwise spend 2 s importing torch first.
 
 # Python code that makes `import torch` fail in the process it starts, as on a machine without torch.
 BLOCK_TORCH = """
@@ -25,6 +29,8 @@ sys.meta_path.insert(0, NoTorch())
 
 def import_peer(name: str) -> ModuleType:
     """Import torchvision or timm, or skip the test if it is not installed."""
+    from mobilenet.peers import import_peer as _import_peer
+
     try:
         return _import_peer(name)
     except ImportError as err:
@@ -33,6 +39,8 @@ def import_peer(name: str) -> ModuleType:
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
     """Give every BN non-trivial statistics and affine params, so equal outputs mean equal mapping."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -70,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if share >= 1:
         mine = set(cores[index * share : (index + 1) * share])
         os.sched_setaffinity(0, mine)
+        import torch
+
         torch.set_num_threads(len(mine))
 
 
