@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot on the file-only backend, imported when a figure is drawn: half a second that
+    a process which only imports the training code does not spend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Loss and accuracy per epoch, train vs test."""
+    plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     loss_ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
@@ -33,6 +42,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], path: Path) -> None:
     """Rows are true classes, columns predictions; cells show counts (labels drawn for up to 30 classes)."""
+    plt = _pyplot()
     k = len(classes)
     size = min(4 + 0.4 * k, 20)
     fig, ax = plt.subplots(figsize=(size, size))
