@@ -90,6 +90,8 @@ ALONE_FIRST = "test_main_job_with_ema_stays_within_a_point"
 # runs before and once since; a standalone process that converts to LiteRT, then runs the same subprocess
 # six times, does not crash. Not root-caused.
 EARLY = "test_order_and_bad_files_hold_with_decoding_threads"
+# One after the other on one worker, which then imports ExecuTorch's lowering and warms it up once (8 s).
+TOGETHER = ("test_executorch_fp32_uint8_nhwc", "test_int8_within_one_point")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -99,7 +101,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
       the main job, so the two long trainings run side by side;
     - the tests that share the trained run follow the main job on its worker, so none waits for it;
     - slow tests come before quick ones, the longest first, so what is left to steal at the end is small;
-    - one test runs first among them (see EARLY)."""
+    - one test runs first among them (see EARLY), two run one after the other (see TOGETHER)."""
 
     def name(item: pytest.Item) -> str:
         return getattr(item, "originalname", item.name)
@@ -116,14 +118,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rest = [item for item in items if item not in alone and item not in main_job]
     shared = slow_first([item for item in rest if "digits_run" in getattr(item, "fixturenames", ())])
     others = slow_first([item for item in rest if item not in shared])
-    # The main job and the slow tests that share it are more than half of all the work: the second and third
-    # slowest of those go last, where another worker, out of its own tests long after the main job ended,
-    # takes them from this queue's tail (a worker's last two tests cannot be taken from it).
-    slowest = [item for item in sorted(shared, key=seconds, reverse=True) if seconds(item) > 0][1:3]
-    shared = [item for item in shared if item not in slowest]
+    together = [item for item in shared if name(item) in TOGETHER]
+    if together:
+        at = shared.index(together[0])
+        shared = (
+            [item for item in shared[:at] if item not in together]
+            + together
+            + [item for item in shared[at:] if item not in together]
+        )
+    # The main job and the slow tests that share it are more than half of all the work: the second slowest
+    # of those that need no partner goes last, where another worker, out of its own tests long after the
+    # main job ended, takes it from this queue's tail (a worker's last two tests cannot be taken from it).
+    # Chosen with a simulation of the scheduler on measured durations, which predicted a run's end to 1 s.
+    alone_ok = [item for item in shared if name(item) not in TOGETHER and seconds(item) > 0]
+    last = sorted(alone_ok, key=seconds, reverse=True)[1:2]
+    shared = [item for item in shared if item not in last]
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     first = max(0, len(items) // max(workers, 2) - len(alone))
-    items[:] = alone + others[:first] + main_job + shared + others[first:] + slowest
+    items[:] = alone + others[:first] + main_job + shared + others[first:] + last
 
 
 @pytest.fixture(scope="session")
