@@ -77,6 +77,27 @@ def test_fit_with_options_writes_the_run(tmp_path: Path, monkeypatch: pytest.Mon
     assert Image.open(out / "curves.png").size[0] > 500
 
 
+def test_plots_leave_the_sessions_matplotlib_alone(tmp_path: Path) -> None:
+    """A run started from a notebook draws its PNGs without choosing or switching matplotlib's backend
+    (which would close the notebook's open figures)."""
+    import matplotlib
+
+    from mobilenet.train.plots import plot_confusion, plot_curves
+
+    previous = matplotlib.get_backend()
+    matplotlib.use("pdf")  # stands for whatever the session uses
+    try:
+        row = {"train_loss": 1.0, "test_loss": 1.2, "train_acc": 0.5, "test_acc": 0.4}
+        plot_curves([{"epoch": 1, **row}, {"epoch": 2, **row}], tmp_path / "curves.png")
+        plot_confusion(torch.tensor([[3, 1], [0, 4]]), ["a", "b"], tmp_path / "confusion.png")
+        assert matplotlib.get_backend() == "pdf"
+    finally:
+        matplotlib.use(previous)
+    for name in ("curves.png", "confusion.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.size[0] > 300
+
+
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return Checkpoint.load(path).weights
 
