@@ -136,13 +136,12 @@ def ablation_report(
 
 def plot_ablation(groups: Sequence[str], summaries: dict[str, Summary], path: Path) -> Path:
     """Test top-1 against epoch, one panel per group, mean with a band of +- one std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 4), squeeze=False)
+    from mobilenet.figures import file_figure
+
+    fig = file_figure(4.5 * len(groups), 4)
+    axes = fig.subplots(1, len(groups), squeeze=False)
     for ax, group in zip(axes[0], groups, strict=True):
         for name, _ in GROUPS[group].variants:
             curves = np.array(summaries[name].curves) * 100
@@ -157,5 +156,4 @@ def plot_ablation(groups: Sequence[str], summaries: dict[str, Summary], path: Pa
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -79,13 +79,11 @@ def manifold_table(results: list[ManifoldResult]) -> str:
 
 
 def plot_manifold(results: list[ManifoldResult], path: str | Path, points: int = 1000) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mobilenet.figures import file_figure
 
     x = spiral(points)
-    fig, axes = plt.subplots(1, len(results) + 1, figsize=(2.6 * (len(results) + 1), 2.8))
+    fig = file_figure(2.6 * (len(results) + 1), 2.8)
+    axes = fig.subplots(1, len(results) + 1)
     colors = np.linspace(0, 1, len(x))
     panels = [("Input", x), *((f"n = {r.n}\nerror {r.error:.3f}", r.recovered) for r in results)]
     for ax, (title, data) in zip(axes, panels, strict=True):
@@ -98,7 +96,6 @@ def plot_manifold(results: list[ManifoldResult], path: str | Path, points: int =
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=120)
-    plt.close(fig)
     return out
 
 

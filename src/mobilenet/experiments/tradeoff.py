@@ -173,14 +173,12 @@ def tradeoff_report(summaries: dict[str, Summary], *, dataset: str, epochs: int,
 
 def plot_tradeoff(summaries: dict[str, Summary], path: Path) -> Path:
     """Top-1 against multiply-adds (log scale): a solid line per network over widths, dashed over resolutions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mobilenet.figures import file_figure
 
     items = list(summaries.values())
     native = max(_res(s) for s in items)
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = file_figure(7, 5)
+    ax = fig.subplots()
     for k, arch in enumerate(ARCHS):
         color = f"C{k}"
         for sweep, style in (("width", "o-"), ("resolution", "s--")):
@@ -217,5 +215,4 @@ def plot_tradeoff(summaries: dict[str, Summary], path: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-
-def _figure(width: float, height: float) -> Figure:
-    """A figure that only ever goes to a file: matplotlib's Figure without pyplot, so no backend is chosen
-    or switched (an interactive session keeps its own, and its open figures), and matplotlib is imported
-    when a figure is drawn, not with the training code (half a second)."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height))
+from mobilenet.figures import file_figure
 
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Loss and accuracy per epoch, train vs test."""
     epochs = [r["epoch"] for r in rows]
-    fig = _figure(10, 4)
+    fig = file_figure(10, 4)
     loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
     loss_ax.plot(epochs, [r["test_loss"] for r in rows], "o-", label="test")
@@ -43,7 +33,7 @@ def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], path: Path) -> 
     """Rows are true classes, columns predictions; cells show counts (labels drawn for up to 30 classes)."""
     k = len(classes)
     size = min(4 + 0.4 * k, 20)
-    fig = _figure(size, size)
+    fig = file_figure(size, size)
     ax = fig.subplots()
     ax.imshow(matrix.numpy(), cmap="Blues")
     if k <= 30:
