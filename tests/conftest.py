@@ -118,20 +118,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rest = [item for item in items if item not in alone and item not in main_job]
     shared = slow_first([item for item in rest if "digits_run" in getattr(item, "fixturenames", ())])
     others = slow_first([item for item in rest if item not in shared])
-    together = [item for item in shared if name(item) in TOGETHER]
-    if together:
+    if together := [item for item in shared if name(item) in TOGETHER]:  # where the first of them stood
         at = shared.index(together[0])
-        shared = (
-            [item for item in shared[:at] if item not in together]
-            + together
-            + [item for item in shared[at:] if item not in together]
-        )
+        apart = [item for item in shared if item not in together]
+        shared = apart[:at] + together + apart[at:]
     # The main job and the slow tests that share it are more than half of all the work: the second slowest
     # of those that need no partner goes last, where another worker, out of its own tests long after the
     # main job ended, takes it from this queue's tail (a worker's last two tests cannot be taken from it).
     # Chosen with a simulation of the scheduler on measured durations, which predicted a run's end to 1 s.
-    alone_ok = [item for item in shared if name(item) not in TOGETHER and seconds(item) > 0]
-    last = sorted(alone_ok, key=seconds, reverse=True)[1:2]
+    unpaired = [item for item in shared if name(item) not in TOGETHER and seconds(item) > 0]
+    last = sorted(unpaired, key=seconds, reverse=True)[1:2]
     shared = [item for item in shared if item not in last]
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     first = max(0, len(items) // max(workers, 2) - len(alone))
