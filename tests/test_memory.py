@@ -84,7 +84,13 @@ def test_groups_cover_every_channel_once() -> None:
 
 @pytest.mark.parametrize(
     ("width", "resolution", "batch", "splits"),
-    [(1.0, 224, 1, (1, 2, 4)), (0.35, 96, 3, (1, 3, 7)), (1.4, 160, 2, (2, 5)), (0.5, 97, 1, (6, "max"))],
+    [
+        (1.0, 224, 1, (1, 2, 4)),
+        (0.35, 96, 3, (1, 3, 7)),
+        (1.4, 160, 2, (2, 5)),
+        (0.5, 97, 1, (6, "max")),
+        (0.25, 64, 2, (1, 2)),  # stem and first block both 8 wide: that block has a skip, so no fused stem
+    ],
 )
 def test_split_outputs_equal_normal_inference(width: float, resolution: int, batch: int, splits: tuple) -> None:
     torch.manual_seed(0)

@@ -130,9 +130,11 @@ def groups_of(channels: int, splits: int) -> list[tuple[int, int]]:
 
 def fuses_stem(config: ModelConfig, first_layer: str = "split") -> bool:
     """Whether the stem conv acts as the first block's expansion (the V2 paper's first-layer trick):
-    possible when that block has t = 1, so the stem's output is the block's inner tensor."""
-    spec = network_spec(config)
-    return first_layer == "split" and spec.blocks[0].kind == "inverted" and not spec.blocks[0].has_expand
+    possible when that block has t = 1, so the stem's output is the block's inner tensor, and no skip
+    connection (at width 0.25 and below the stem and the first block both have 8 channels, and the
+    skip needs the stem's output whole)."""
+    first = network_spec(config).blocks[0]
+    return first_layer == "split" and first.kind == "inverted" and not first.has_expand and not first.use_residual
 
 
 def split_memory(config: ModelConfig, resolution: int = 224, splits: int = 1) -> list[OpMemory]:
