@@ -186,6 +186,36 @@ def test_exif_rotated_jpeg_is_upright_after_reduced_decoding(tmp_path: Path) -> 
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 6  # the same picture, the same way up
 
 
+def test_photos_over_pillows_pixel_limit_are_read_at_reduced_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 200-megapixel phone photo is over Pillow's decompression-bomb limit in full; decoded at 1/8 it
+    is not. The limit is lowered here so that a 2000x1500 JPEG stands for such a photo."""
+    import warnings
+
+    from mobilenet.data.images import open_image
+
+    picture = np.kron(np.random.default_rng(3).integers(0, 256, (15, 20, 3)), np.ones((100, 100, 1)))
+    Image.fromarray(picture.astype(np.uint8)).save(tmp_path / "big.jpg", quality=90)  # 2000x1500
+    first = Image.fromarray(picture.astype(np.uint8))
+    first.save(tmp_path / "phone.mpo", "MPO", save_all=True, append_images=[first.rotate(90)])  # two frames
+    with Image.open(tmp_path / "phone.mpo") as mpo:
+        assert mpo.format == "MPO"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # refuses over 200,000; warns over 100,000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no decompression-bomb warning for what is decoded small
+        assert open_image(tmp_path / "big.jpg", 256).size == (500, 375)  # 1/4 scale: 187,500 pixels
+        assert open_image(tmp_path / "phone.mpo", 256).size == (500, 375)  # its primary image, reduced
+        pixels = load_pixels(tmp_path / "big.jpg", PhotoPrep(224))
+    assert isinstance(pixels, np.ndarray) and pixels.shape == (224, 224, 3)
+    with pytest.raises(ValueError, match="big.jpg: Image size .3000000 pixels. exceeds limit"):
+        open_image(tmp_path / "big.jpg")  # a full decode keeps Pillow's limit, as a one-line error
+    assert "big.jpg" in str(load_pixels(tmp_path / "big.jpg", PhotoPrep(224, reduced_decode=False)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)
+    with pytest.raises(ValueError, match=r"big.jpg: 500x375 is over Pillow's limit of 100,000 pixels"):
+        open_image(tmp_path / "big.jpg", 256)  # still too many pixels at the smallest scale it allows
+
+
 def test_predict_uses_the_fast_path_by_default_and_full_decode_on_request(digits_run: Path, tmp_path: Path) -> None:
     photos = _camera_digits(tmp_path, 6, side=1600)
     paths: list[str | Path] = [p for p, _ in photos]

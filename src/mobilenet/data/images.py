@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 _WIDE_GREY = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535}
@@ -43,22 +44,46 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def _is_jpeg(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(3) == b"\xff\xd8\xff"
+
+
+def _over_pillow_limit(width: int, height: int) -> str | None:
+    """Pillow's decompression-bomb rule (refuse over twice `Image.MAX_IMAGE_PIXELS`), as a reason."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > 2 * limit:
+        return f"{width}x{height} is over Pillow's limit of {2 * limit:,} pixels (Image.MAX_IMAGE_PIXELS x 2)"
+    return None
+
+
 def open_image(path: Path, min_side: int | None = None) -> Image.Image:
     """Decode an image file to upright 8-bit RGB, or raise ValueError naming it.
 
     `min_side`: the short side the caller needs. A JPEG much larger than that is decoded at a reduced
     scale (1/2, 1/4 or 1/8, by libjpeg's DCT scaling), never below `min_side`: 5-10x faster for camera
-    photos, with slightly different pixels than a full decode followed by a resize."""
+    photos, with slightly different pixels than a full decode followed by a resize. Pillow's
+    decompression-bomb limit (about 179 megapixels) then applies to the pixels actually decoded, so a
+    200-megapixel phone photo is read at reduced size rather than refused; a full decode keeps it."""
     try:
-        with Image.open(path) as image:
-            if min_side and image.format == "JPEG" and min(image.size) >= 2 * min_side:
+        # JPEGs are opened by their plugin directly when they may be decoded at reduced size: Image.open
+        # would refuse (or warn about) the full pixel count before the scale is chosen. MPO files (phone
+        # photos with a depth map or preview) open as their primary image, the one viewers show.
+        reduced = bool(min_side) and path.is_file() and _is_jpeg(path)
+        with JpegImageFile(str(path)) if reduced else Image.open(path) as image:
+            if reduced and min_side and min(image.size) >= 2 * min_side:
                 scale = min_side / min(image.size)
                 image.draft("RGB", (int(image.width * scale + 0.999), int(image.height * scale + 0.999)))
-            image.load()
-            return to_rgb(image)
+            too_large = _over_pillow_limit(*image.size) if reduced else None
+            if not too_large:
+                image.load()
+                return to_rgb(image)
     except FileNotFoundError:
         raise ValueError(f"cannot read image {path}: no such file") from None
     except IsADirectoryError:
         raise ValueError(f"cannot read image {path}: it is a directory") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"cannot decode image {path}: {err}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot decode image {path}: {err}") from None
+    raise ValueError(f"cannot decode image {path}: {too_large}")
