@@ -327,14 +327,43 @@ def test_eval_on_an_image_folder_feeds_the_model_as_it_was_trained(
         Image.fromarray(test.images[i].permute(1, 2, 0).numpy()).save(folder / "val" / str(label) / f"{i}.png")
     (folder / "val" / "3" / "zz_broken.png").write_bytes(b"\x89PNG broken")
     capsys.readouterr()
+    held_out = digits_run / "eval" / "confusion.txt"
+    before = held_out.read_text() if held_out.is_file() else None
     assert main(["eval", str(digits_run), "--dataset", "imagefolder", "--data-dir", str(folder)]) == 1
     out = capsys.readouterr().out
     top1 = float(out.split("top-1 ")[1].split("%")[0])
     assert top1 >= 95.0 and "(120 images)" in out, out[:300]
     assert "left out 1 unreadable image:" in out and "zz_broken.png" in out
+    # written beside the held-out split's matrix, not over it
+    assert (digits_run / "eval-digits" / "confusion.txt").is_file() and f"{digits_run / 'eval-digits'}" in out
+    assert (held_out.read_text() if held_out.is_file() else None) == before
     # --data-dir alone cannot point the bundled digits at a folder: said, not silently ignored
     assert main(["eval", str(digits_run), "--data-dir", str(folder)]) == 2
     assert "--dataset imagefolder" in capsys.readouterr().err
+
+
+def test_eval_shows_its_scores_when_the_matrix_cannot_be_written(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    capsys.readouterr()
+    assert main(["eval", str(digits_run), "--out", str(tmp_path / "a-file" / "eval")]) == 1
+    out = capsys.readouterr().out
+    assert "top-1 " in out and "(360 images)" in out and "rows: true class" in out
+    assert f"cannot write the confusion matrix to {tmp_path / 'a-file' / 'eval'}" in out and "--out DIR" in out
+
+
+def test_confusion_text_numbers_long_class_names_and_leaves_empty_classes_unscored() -> None:
+    from mobilenet.train.evaluation import confusion_text
+    from mobilenet.train.loop import EvalResult
+
+    result = EvalResult(0.5, 0.5, 1.0, torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 0]]))
+    text = confusion_text(result, ["golden_eagle", "golden_retriever", "goldfish"]).splitlines()
+    assert text[0].endswith("(by number)") and text[1].split("|")[1].split() == ["0", "1", "2"]
+    assert text[3].split("|")[0].strip() == "0 golden_eagle" and text[3].endswith("50.00%")
+    assert text[5].split("|")[0].strip() == "2 goldfish" and text[5].endswith("n/a")  # no images: no accuracy
+    short = confusion_text(result, ["cat", "dog", "fish"]).splitlines()
+    assert short[1].split("|")[1].split() == ["cat", "dog", "fish"] and short[5].endswith("n/a")
 
 
 def test_top5_is_shown_only_where_it_can_miss() -> None:

@@ -134,7 +134,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     p.add_argument("--data-dir", help="the data set's folder or archive (default: the checkpoint's)")
-    p.add_argument("--out", help="where to write confusion.png/.txt (default: <run dir>/eval)")
+    p.add_argument(
+        "--out",
+        help="where to write confusion.png/.txt (default: <run dir>/eval, or eval-<folder> for --data-dir)",
+    )
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     p.add_argument(
         "--full-decode",

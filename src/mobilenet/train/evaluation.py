@@ -54,6 +54,48 @@ def held_out_split(
     )
 
 
+def default_eval_dir(path: str | Path, data: DataConfig | None = None, data_dir: str | Path | None = None) -> Path:
+    """`eval/` in the run directory for the run's own held-out split; `eval-<folder or data set>/` for
+    any other data, so scoring a folder does not overwrite the held-out split's confusion matrix."""
+    if data is None and data_dir is None:
+        return beside(path, "eval")
+    own = Checkpoint.load(path).data_config
+    dataset = data.dataset if data else own.dataset
+    folder = data_dir or (data.data_dir if data else None)
+    same_folder = folder is None or (own.data_dir and Path(folder).resolve() == Path(own.data_dir).resolve())
+    if dataset == own.dataset and same_folder:
+        return beside(path, "eval")
+    return beside(path, f"eval-{Path(folder).resolve().name if folder else dataset}")
+
+
+def score_checkpoint(
+    path: str | Path,
+    data: DataConfig | None = None,
+    batch_size: int = 256,
+    full_decode: bool = False,
+    data_dir: str | Path | None = None,
+) -> tuple[EvalResult, list[str], list[str]]:
+    """Top-1/top-5, per-class accuracy and confusion matrix on the test split (`held_out_split`), the
+    class names, and the images that could not be read. Image folders decode large JPEGs at reduced
+    size unless `full_decode`."""
+    ckpt = Checkpoint.load(path)
+    test = held_out_split(ckpt, data, data_dir, full_decode)
+    result = evaluate(ckpt.build_model(), test, batch_size=batch_size, channels_last=False, progress=True)
+    skipped = test.skipped if isinstance(test, FolderSplit) else []
+    _check_scored(result, skipped)
+    return result, ckpt.classes, skipped
+
+
+def write_confusion(result: EvalResult, classes: list[str], out: Path) -> None:
+    """confusion.png and confusion.txt in `out`; ValueError naming the folder when it cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        plot_confusion(result.confusion, classes, out / "confusion.png")
+        (out / "confusion.txt").write_text(confusion_text(result, classes) + "\n")
+    except OSError as err:
+        raise ValueError(f"cannot write the confusion matrix to {out}: {err.strerror}") from None
+
+
 def evaluate_checkpoint(
     path: str | Path,
     data: DataConfig | None = None,
@@ -62,30 +104,28 @@ def evaluate_checkpoint(
     full_decode: bool = False,
     data_dir: str | Path | None = None,
 ) -> tuple[EvalResult, list[str], Path, list[str]]:
-    """Top-1/top-5, per-class accuracy and confusion matrix on the test split (`held_out_split`); PNG and text
-    written to `out_dir` (default: `eval/` in the run directory), and the images that could not be read.
-    Image folders decode large JPEGs at reduced size unless `full_decode`."""
-    ckpt = Checkpoint.load(path)
-    test = held_out_split(ckpt, data, data_dir, full_decode)
-    result = evaluate(ckpt.build_model(), test, batch_size=batch_size, channels_last=False, progress=True)
-    skipped = test.skipped if isinstance(test, FolderSplit) else []
-    _check_scored(result, skipped)
-    out = Path(out_dir) if out_dir else beside(path, "eval")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        plot_confusion(result.confusion, ckpt.classes, out / "confusion.png")
-        (out / "confusion.txt").write_text(confusion_text(result, ckpt.classes) + "\n")
-    except OSError as err:
-        raise ValueError(f"cannot write the confusion matrix to {out}: {err.strerror}") from None
-    return result, ckpt.classes, out, skipped
+    """`score_checkpoint`, with the confusion matrix (PNG and text) written to `out_dir` (default:
+    `default_eval_dir`)."""
+    result, classes, skipped = score_checkpoint(path, data, batch_size, full_decode, data_dir)
+    out = Path(out_dir) if out_dir else default_eval_dir(path, data, data_dir)
+    write_confusion(result, classes, out)
+    return result, classes, out, skipped
 
 
 def confusion_text(result: EvalResult, classes: list[str]) -> str:
-    width = max(5, *(len(c) for c in classes))
-    head = " " * width + " | " + " ".join(f"{c[:5]:>5}" for c in classes) + " | accuracy"
-    lines = ["rows: true class, columns: predicted class", head, "-" * len(head)]
-    for name, row, acc in zip(classes, result.confusion.tolist(), result.per_class.tolist(), strict=True):
-        lines.append(f"{name:>{width}} | " + " ".join(f"{v:>5}" for v in row) + f" | {acc:8.2%}")
+    """The matrix as text. Columns are headed by the class names when they all fit in 5 characters,
+    else by class number (each row names its number and class). A class with no images has no accuracy."""
+    short = all(len(c) <= 5 for c in classes)
+    columns = classes if short else [str(i) for i in range(len(classes))]
+    rows = classes if short else [f"{i} {c}" for i, c in enumerate(classes)]
+    width = max(5, *(len(r) for r in rows))
+    head = " " * width + " | " + " ".join(f"{c:>5}" for c in columns) + " | accuracy"
+    title = "rows: true class, columns: predicted class" + ("" if short else " (by number)")
+    lines = [title, head, "-" * len(head)]
+    counts = result.confusion.sum(1).tolist()
+    for name, row, acc, n in zip(rows, result.confusion.tolist(), result.per_class.tolist(), counts, strict=True):
+        cell = f"{acc:8.2%}" if n else f"{'n/a':>8}"
+        lines.append(f"{name:>{width}} | " + " ".join(f"{v:>5}" for v in row) + f" | {cell}")
     return "\n".join(lines)
 
 
@@ -98,16 +138,24 @@ def evaluation_text(
     data_dir: str | Path | None = None,
 ) -> tuple[str, int]:
     """`mobilenet eval`: evaluate, write the confusion matrix, and say which checkpoint was scored; exit
-    code 1 when some images could not be read (each is named; the rest are scored)."""
-    result, classes, out, skipped = evaluate_checkpoint(path, data, out_dir, batch_size, full_decode, data_dir)
+    code 1 when some images could not be read (each is named; the rest are scored) or the confusion
+    matrix could not be written (the scores are still shown)."""
+    result, classes, skipped = score_checkpoint(path, data, batch_size, full_decode, data_dir)
+    out = Path(out_dir) if out_dir else default_eval_dir(path, data, data_dir)
+    try:
+        write_confusion(result, classes, out)
+        written = f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}"
+    except ValueError as err:
+        written = f"{err}; give --out DIR to write it elsewhere"
     images = int(result.confusion.sum())
     lines = [
         f"checkpoint {checkpoint_file(path)}",
         f"{result.accuracy_text('  ')}  loss {result.loss:.4f}  ({images} images)",
         confusion_text(result, classes),
-        f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}",
+        written,
     ]
-    return "\n".join(lines + _skipped_lines(skipped)), 1 if skipped else 0
+    failed = bool(skipped) or not written.startswith("confusion matrix:")
+    return "\n".join(lines + _skipped_lines(skipped)), 1 if failed else 0
 
 
 def evaluate_weights(
