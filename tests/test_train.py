@@ -502,6 +502,26 @@ def test_failed_and_interrupted_runs(
     assert Checkpoint.load(run).epoch == 1
     assert f"(after epoch 1) is kept; continue: mobilenet train --resume {run}" in caplog.text
 
+    # Ctrl-C while epoch 1's checkpoint is being written: the checkpoint is finished, then kept
+    monkeypatch.undo()
+    real_save = Checkpoint.save
+
+    def ctrl_c_during_save(self: Checkpoint, path: str | Path) -> Path:
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_save(self, path)
+
+    monkeypatch.setattr(Checkpoint, "save", ctrl_c_during_save)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a test worker may ignore SIGINT
+    try:
+        run = tmp_path / "saving"
+        args = ["train", *TINY, "--epochs", "3", "--resolution", "16", "--precision", "fp32", "--out", str(run)]
+        assert main(args) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    monkeypatch.undo()
+    assert Checkpoint.load(run / "last.pt").epoch == 1 and Checkpoint.load(run / "best.pt").epoch == 1
+    assert len((run / "metrics.csv").read_text().splitlines()) == 2  # the header and epoch 1
+
 
 @pytest.mark.parametrize(
     ("argv", "message"),

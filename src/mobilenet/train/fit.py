@@ -24,7 +24,7 @@ from tqdm import tqdm
 from mobilenet.checkpoint import Checkpoint, TrainingState, check_class_count
 from mobilenet.config import DataConfig, ModelConfig, TrainConfig, plural
 from mobilenet.data.splits import Split, load_splits
-from mobilenet.files import BEST, LAST, atomic_path, new_run_dir
+from mobilenet.files import BEST, LAST, atomic_path, interrupts_deferred, new_run_dir
 from mobilenet.models import MobileNet, build_model
 from mobilenet.train import distributed
 from mobilenet.train.loop import evaluate, restore_rng, train_one_epoch
@@ -239,7 +239,8 @@ def _fit(
                 return None
 
             def save(step: int, partial: tuple[float, float, int]) -> None:
-                snapshot(epoch, step, partial).save(run_dir / LAST)
+                with interrupts_deferred():
+                    snapshot(epoch, step, partial).save(run_dir / LAST)
 
             return save
 
@@ -282,12 +283,13 @@ def _fit(
                     f" | test loss {result.loss:.4f} {result.accuracy_text()}"
                     f" | {stats['images_per_s']:.0f} img/s"
                 )
-                saved = snapshot(epoch + 1)
-                saved.save(run_dir / LAST)
-                if improved:
-                    saved.save(run_dir / BEST)
-                due = epoch + 1 == cfg.epochs or time.monotonic() - plotted >= PLOT_EVERY_S
-                _write_metrics(run_dir, rows, plot=due)
+                with interrupts_deferred():  # the epoch's files are written whole, then Ctrl-C acts
+                    saved = snapshot(epoch + 1)
+                    saved.save(run_dir / LAST)
+                    if improved:
+                        saved.save(run_dir / BEST)
+                    due = epoch + 1 == cfg.epochs or time.monotonic() - plotted >= PLOT_EVERY_S
+                    _write_metrics(run_dir, rows, plot=due)
                 if due:
                     plotted = time.monotonic()
     if ctx.is_main:
