@@ -173,6 +173,11 @@ def test_checkpoints_are_atomic_and_loaded_safely(
     (tmp_path / "torn.pt").write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="torn.pt is not a readable mobilenet checkpoint: the file is truncated"):
         Checkpoint.load(tmp_path / "torn.pt")
+    flipped = bytearray(path.read_bytes())
+    flipped[len(flipped) // 2] ^= 0x10  # one bit in the weights, as a failing disk or copy leaves it
+    (tmp_path / "flipped.pt").write_bytes(flipped)
+    with pytest.raises(ValueError, match=r"flipped.pt is damaged: its record .*/data/\d+ does not match the checksum"):
+        Checkpoint.load(tmp_path / "flipped.pt")  # torch.load itself would load it without a word
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="empty.pt is not a readable mobilenet checkpoint: the file is empty"):
         Checkpoint.load(tmp_path / "empty.pt")

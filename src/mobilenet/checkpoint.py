@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,6 +162,12 @@ class Checkpoint:
             raise ValueError(f"checkpoint {path} does not exist")
         if path.suffix.lower() in _EXPORTS:
             raise ValueError(f"{path} is not a mobilenet checkpoint: {_why_unreadable(path, None)}")
+        damaged = _damaged_record(path)
+        if damaged:
+            raise ValueError(
+                f"{path} is damaged: its record {damaged} does not match the checksum written with it "
+                "(a disk or copy error); use another checkpoint of the run (best.pt, last.pt) or a backup"
+            )
         try:
             with warnings.catch_warnings():  # noise read as a pickle warns of an odd protocol before it fails
                 warnings.simplefilter("ignore", UserWarning)
@@ -191,6 +198,16 @@ _EXPORTS = {
     ".pte": "an exported model (ExecuTorch)",
     ".safetensors": "a weights file (give it with --weights)",
 }
+
+
+def _damaged_record(path: Path) -> str | None:
+    """The first record of a checkpoint (a zip archive) whose bytes fail their CRC-32, else None.
+    torch.load does not check them, so a flipped bit in the weights would load silently."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None  # not a whole zip archive: torch.load says what it is
 
 
 def _why_unreadable(path: Path, err: Exception | None) -> str:
