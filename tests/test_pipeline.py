@@ -60,6 +60,14 @@ def test_uint8_input_with_folded_normalisation_is_exact_on_both_engines(
     assert len(list((tmp_path / "engines").glob("*.onnx"))) == 1  # exported once, cached for later runs
     _, engine = uint8_runner(model, pre, "auto", images=1)  # type: ignore[arg-type]
     assert engine == "openvino"  # cached now, so worth it even for one photo
+    [cached] = (tmp_path / "engines").glob("*.onnx")
+    good = cached.read_bytes()
+    cached.write_bytes(good[: len(good) // 2])  # damaged: said, made again, and right
+    with caplog.at_level(logging.WARNING, logger="mobilenet"):
+        run, engine = uint8_runner(model, pre, "openvino")  # type: ignore[arg-type]
+    assert engine == "openvino" and np.abs(run(pixels) - want).max() < 1e-3
+    assert f"the cached export {cached} cannot be loaded" in caplog.text and cached.stat().st_size > len(good) // 2
+    caplog.clear()
     # a cache that cannot be written (MOBILENET_HOME is a file here): exported for this run, said once
     (tmp_path / "not-a-dir").write_text("")
     monkeypatch.setenv("MOBILENET_HOME", str(tmp_path / "not-a-dir"))

@@ -71,7 +71,12 @@ def uint8_runner(
 
         example = torch.zeros(2, pre.resolution, pre.resolution, 3, dtype=torch.uint8)
         if path.is_file():
-            return load(path, "openvino", threads=threads), "openvino"
+            try:
+                return load(path, "openvino", threads=threads), "openvino"
+            except Exception as err:  # a damaged cache file (a disk error, an edit): made again below
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                log.warning(f"the cached export {path} cannot be loaded ({reason}); making it again")
+                path.unlink(missing_ok=True)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path, ".onnx") as tmp:
