@@ -83,7 +83,7 @@ def test_tables_show_every_published_cell(capsys: pytest.CaptureFixture[str]) ->
     "argv,message",
     [
         (["summary", "mobilenet_v3"], "unknown architecture 'mobilenet_v3'"),
-        (["summary", "mobilenet_v2", "--width", "0"], "width must be a finite number > 0, got 0.0"),
+        (["summary", "mobilenet_v2", "--width", "0"], "width must be a number > 0 and below 10,000, got 0.0"),
         (["summary", "mobilenet_v2", "--resolution", "16"], "resolution 16 is too small"),
         (["summary", "mobilenet_v1", "--num-classes", "0"], "num_classes must be an integer >= 1, got 0"),
         (

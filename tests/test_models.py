@@ -70,7 +70,7 @@ def test_named_constructors() -> None:
     with pytest.raises(ValueError, match="MobileNetV2 builds mobilenet_v2"):
         MobileNetV2(ModelConfig(arch="mobilenet_v1"))
     for build in (mobilenet_v1, mobilenet_v2):  # 0 is an impossible value, not "the default"
-        with pytest.raises(ValueError, match="width must be a finite number > 0, got 0"):
+        with pytest.raises(ValueError, match="width must be a number > 0 and below 10,000, got 0"):
             build(width=0)
         with pytest.raises(ValueError, match="num_classes must be an integer >= 1, got 0"):
             build(0.5, num_classes=0)

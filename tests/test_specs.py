@@ -144,7 +144,7 @@ def test_classic_blocks_are_wide_narrow_wide() -> None:
     "kwargs,message",
     [
         ({"arch": "mobilenet_v3"}, "unknown architecture 'mobilenet_v3'"),
-        ({"width": 0}, "width must be a finite number > 0, got 0"),
+        ({"width": 0}, "width must be a number > 0 and below 10,000, got 0"),
         ({"width": -0.5}, "got -0.5"),
         ({"num_classes": 0}, "num_classes must be an integer >= 1, got 0"),
         ({"num_classes": True}, "num_classes"),

@@ -531,7 +531,10 @@ def test_failed_and_interrupted_runs(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["summary", "mobilenet_v2", "--width", "inf"], "width must be a finite number > 0, got inf"),
+        (["summary", "mobilenet_v2", "--width", "inf"], "width must be a number > 0 and below 10,000, got inf"),
+        (["summary", "mobilenet_v2", "--width", "1e9"], "width must be a number > 0 and below 10,000, got 1000000000"),
+        (["train", "--resolution", "100000"], "at 100000 px with batch 32 needs at least"),
+        (["train", "--width", "5000"], "width 5000 at 32 px with batch 32 needs at least"),
         (["train", "--resolution", "0"], "--resolution must be >= 1, got 0"),
         (["train", "--data-dir", "somewhere"], "the digits ship with scikit-learn and read no --data-dir"),
         (["train", "--resume", "runs/x", "--epochs", "3"], "--resume continues with the run's saved configs"),

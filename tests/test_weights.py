@@ -346,7 +346,7 @@ def test_bad_tensors_are_named() -> None:
         convert_tensors(_tv_state(), "torchvision", arch="mobilenet_v1")
     with pytest.raises(ValueError, match="unknown weights layout 'caffe'"):
         convert_tensors(_tv_state(), "caffe")
-    with pytest.raises(ValueError, match="width must be a finite number > 0"):
+    with pytest.raises(ValueError, match="width must be a number > 0 and below 10,000"):
         convert_tensors(_tv_state(), "torchvision", width=0)
 
 

@@ -81,7 +81,7 @@ class ModelConfig:
         check_types(self)
         _choice("architecture", self.arch, ARCHS)
         if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0 < self.width < 1e4:
-            raise ValueError(f"width must be a finite number > 0, got {self.width!r}")
+            raise ValueError(f"width must be a number > 0 and below 10,000, got {self.width!r}")
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
         if not 0.0 <= self.dropout < 1.0:

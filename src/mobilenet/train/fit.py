@@ -30,7 +30,7 @@ from mobilenet.train import distributed
 from mobilenet.train.loop import evaluate, restore_rng, train_one_epoch
 from mobilenet.train.optim import ema_avg_fn, make_optimizer
 from mobilenet.train.plots import plot_curves
-from mobilenet.train.setup import choose_precision, guarded, set_threads
+from mobilenet.train.setup import check_training_fits, choose_precision, guarded, set_threads
 
 log = logging.getLogger("mobilenet")
 
@@ -129,6 +129,7 @@ def _fit(
     num_classes: int | None,
     adapt: dict[str, Any],
 ) -> dict[str, Any]:
+    check_training_fits(model_cfg, data_cfg, cfg.batch_size)
     train, test = load_splits(data_cfg)
     if num_classes is not None:
         check_class_count(num_classes, len(train.classes), data_cfg.dataset)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,11 @@ import torch
 from torch import nn
 
 from mobilenet.checkpoint import Checkpoint
-from mobilenet.config import TrainConfig
+from mobilenet.config import DataConfig, ModelConfig, TrainConfig
 from mobilenet.cores import available_cores
 from mobilenet.data.splits import Split
 from mobilenet.files import LAST, run_lock
+from mobilenet.specs import check_resolution, network_spec
 from mobilenet.train import distributed
 from mobilenet.train.optim import choose_bf16
 
@@ -56,6 +58,32 @@ def choose_precision(model: nn.Module, train: Split, cfg: TrainConfig, ctx: dist
             ctx.device.type,
         )
     return dataclasses.replace(cfg, precision="bf16" if bf16 else "fp32")
+
+
+IN_MEMORY_IMAGES = {"digits": 1797, "cifar10": 60000, "cifar100": 60000}  # held whole, as uint8
+
+
+def check_training_fits(model_cfg: ModelConfig, data_cfg: DataConfig, batch: int) -> None:
+    """Refuse, before any data is loaded or directory made, a run whose smallest possible memory is more
+    than this machine has: every layer's output kept for the backward pass (fp32, the whole batch), the
+    weights with their gradients and one optimizer buffer, and an in-memory data set at the chosen side
+    (digits are resized in fp32 first). Real use is a few times this; the check only catches what cannot
+    run at all, e.g. `--resolution 100000` or `--width 5000`, which used to end in an allocator traceback."""
+    from mobilenet.costs import model_costs, totals
+
+    side = data_cfg.resolution or (224 if data_cfg.dataset == "imagefolder" else 32)
+    check_resolution(network_spec(model_cfg), side)
+    counts = totals(model_costs(dataclasses.replace(model_cfg, num_classes=1), side))
+    need = 4 * (batch * counts.activations + 3 * counts.params)
+    images = IN_MEMORY_IMAGES.get(data_cfg.dataset, 0)
+    need += images * side * side * (3 + (4 if data_cfg.dataset == "digits" else 0))
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    if total and need > total:
+        raise ValueError(
+            f"width {model_cfg.width:g} at {side} px with batch {batch} needs at least {need / 1e9:,.0f} GB "
+            f"(activations kept for training, weights with gradients and optimizer state, the data set), "
+            f"more than this machine's {total / 1e9:,.0f} GB; lower --resolution, --width or --batch-size"
+        )
 
 
 @contextlib.contextmanager
