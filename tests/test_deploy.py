@@ -258,12 +258,17 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
     labels, err = predict_here(moved, photos[:2])
     assert labels[0] == plain[0].labels
     assert "not using quantize's engine choice" in err and "(quantize's choice" not in err
+    best = torch.load(phone / "best.pt", weights_only=True)  # an earlier epoch's weights than last.pt's
+    best["model"][next(iter(best["model"]))] += 0.01
+    torch.save(best, phone / "best.pt")
+    err = predict_here(phone / "best.pt", photos[:1])[1]  # the run's other checkpoint: named, with the fix
+    assert f"it was made from last.pt, not best.pt (`mobilenet quantize {phone / 'best.pt'}`" in err
     state = torch.load(phone / "last.pt", weights_only=True)  # retrained since: other weights, same file name
     first = next(iter(state["model"]))
     state["model"][first] = state["model"][first] + 0.01
     torch.save(state, phone / "last.pt")
     err = predict_here(phone, photos[:1])[1]
-    assert "made for another checkpoint" in err and "(quantize's choice" not in err
+    assert "made for another version of last.pt (retrained since?)" in err and "(quantize's choice" not in err
     from mobilenet.deploy.choice import forget_choice
 
     forget_choice(phone / "deploy")  # what a quantize run that picks nothing does: no stale choice survives it

@@ -46,6 +46,7 @@ def write_choice(out: Path, choice: engines.EngineChoice, checkpoint: Path, reso
         "resolution": resolution,
         "top1": choice.top1[(choice.engine, choice.precision)],
         "reference_top1": choice.reference_top1,
+        "checkpoint": checkpoint.name,
         **checkpoint_stamp(checkpoint),
         **_file_stamp(file),
     }
@@ -76,7 +77,13 @@ def read_choice(deploy_dir: Path, checkpoint: Path, resolution: int) -> tuple[di
             return None, f"it was made at {record['resolution']} px, this prediction runs at {resolution}"
         stamp = checkpoint_stamp(checkpoint)
         if {k: record.get(k) for k in stamp} != stamp:
-            return None, f"it was made for another checkpoint than {checkpoint.name} (retrained since?)"
+            made_from = record.get("checkpoint")
+            if made_from and made_from != checkpoint.name:  # e.g. the run's last.pt, and this is its best.pt
+                return None, (
+                    f"it was made from {made_from}, not {checkpoint.name} (`mobilenet quantize "
+                    f"{checkpoint}` deploys this one)"
+                )
+            return None, f"it was made for another version of {checkpoint.name} (retrained since?)"
         if not file.is_file():
             return None, f"{file.name} is missing"
         made = _file_stamp(file, old="file_sha256" not in record)
