@@ -425,6 +425,9 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "image folder" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "pictures").mkdir()
+    assert main(["eval", str(tmp_path / "pictures")]) == 2  # a folder that is not a run: said so
+    assert f"{tmp_path / 'pictures'} is not a run directory (it has no last.pt)" in capsys.readouterr().err
 
 
 def test_main_job_reaches_98_percent(digits_run: Path) -> None:

@@ -157,7 +157,11 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | Path) -> Checkpoint:
         """Read a `.pt` file or a run directory's `last.pt`; raise ValueError naming the file if it is not one."""
-        path = checkpoint_file(path)
+        given, path = Path(path), checkpoint_file(path)
+        if given.is_dir() and not path.exists():
+            raise ValueError(
+                f"{given} is not a run directory (it has no {path.name}); give a run directory or a .pt file"
+            )
         if not path.is_file():
             raise ValueError(f"checkpoint {path} does not exist")
         if path.suffix.lower() in _EXPORTS:
