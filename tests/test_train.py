@@ -303,8 +303,25 @@ def test_bad_checkpoints_and_images_are_clear_errors(digits_run: Path, tmp_path:
     state = Checkpoint.load(digits_run / "last.pt").to_dict()
     state["model_config"]["width"] = 1.0  # weights of a 0.5 model under a 1.0 architecture
     torch.save(state, tmp_path / "wrong.pt")
-    with pytest.raises(ValueError, match="wrong.pt does not match its own model config"):
+    with pytest.raises(ValueError, match="wrong.pt does not match its own model config: 256 tensor") as err:
         Checkpoint.load(tmp_path / "wrong.pt").build_model()
+    assert "tensor(s) of another shape, e.g. stem.conv.weight: (16, 3, 3, 3) in the file, (32, 3, 3, 3)" in str(
+        err.value
+    ) and "\n" not in str(err.value)  # one line, not PyTorch's list of every tensor
+    state = Checkpoint.load(digits_run / "last.pt").to_dict()
+    state["classes"] = state["classes"][:5]
+    torch.save(state, tmp_path / "five.pt")
+    with pytest.raises(ValueError, match="five.pt names 5 classes for a model with 10 outputs"):
+        Checkpoint.load(tmp_path / "five.pt").build_model()
+    state = Checkpoint.load(digits_run / "last.pt").to_dict()
+    state["model"]["stem.conv.weight"] = torch.full_like(state["model"]["stem.conv.weight"], float("nan"))
+    torch.save(state, tmp_path / "diverged.pt")
+    Image.new("RGB", (8, 8)).save(tmp_path / "fine.png")
+    for splits in (None, 1):  # the fast path and the PyTorch one
+        [nan] = predict(tmp_path / "diverged.pt", [tmp_path / "fine.png"], splits=splits)
+        assert nan.labels == [] and nan.error is not None and "outputs are not finite numbers" in nan.error
+    with pytest.raises(ValueError, match="--split runs in PyTorch .its own executor.; leave out --engine openvino"):
+        predict(digits_run, [tmp_path / "fine.png"], splits=2, engine="openvino")
     (tmp_path / "junk.png").write_bytes(b"\x89PNG broken")
     [bad] = predict(digits_run, [tmp_path / "junk.png"])
     assert bad.labels == [] and bad.error is not None and "cannot decode image" in bad.error
@@ -331,6 +348,7 @@ def test_eval_on_an_image_folder_feeds_the_model_as_it_was_trained(
         (folder / "val" / str(label)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(test.images[i].permute(1, 2, 0).numpy()).save(folder / "val" / str(label) / f"{i}.png")
     (folder / "val" / "3" / "zz_broken.png").write_bytes(b"\x89PNG broken")
+    (folder / "val" / "4" / "zz_link.png").symlink_to(tmp_path / "moved-away.png")  # a broken link
     capsys.readouterr()
     held_out = digits_run / "eval" / "confusion.txt"
     before = held_out.read_text() if held_out.is_file() else None
@@ -338,7 +356,7 @@ def test_eval_on_an_image_folder_feeds_the_model_as_it_was_trained(
     out = capsys.readouterr().out
     top1 = float(out.split("top-1 ")[1].split("%")[0])
     assert top1 >= 95.0 and "(120 images)" in out, out[:300]
-    assert "left out 1 unreadable image:" in out and "zz_broken.png" in out
+    assert "left out 2 unreadable images:" in out and "zz_broken.png" in out and "zz_link.png: no such file" in out
     # written beside the held-out split's matrix, not over it
     assert (digits_run / "eval-digits" / "confusion.txt").is_file() and f"{digits_run / 'eval-digits'}" in out
     assert (held_out.read_text() if held_out.is_file() else None) == before

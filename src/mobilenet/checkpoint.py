@@ -82,10 +82,15 @@ class Checkpoint:
         from mobilenet.models import build_model
 
         model = build_model(self.model_config)
-        try:
-            model.load_state_dict(self.weights)
-        except RuntimeError as err:
-            raise ValueError(f"checkpoint {self.path} does not match its own model config: {err}") from None
+        if len(self.classes) != self.model_config.num_classes:
+            raise ValueError(
+                f"checkpoint {self.path} names {len(self.classes)} classes for a model with "
+                f"{self.model_config.num_classes} outputs"
+            )
+        mismatch = _weights_mismatch(model.state_dict(), self.weights)
+        if mismatch:
+            raise ValueError(f"checkpoint {self.path} does not match its own model config: {mismatch}")
+        model.load_state_dict(self.weights)
         return model.eval()
 
     def check_classes(self, classes: list[str], source: str) -> None:
@@ -187,6 +192,25 @@ class Checkpoint:
         with atomic_path(path) as tmp:
             torch.save(self.to_dict(), tmp)
         return Path(path)
+
+
+def _weights_mismatch(expected: dict[str, Any], weights: dict[str, Any]) -> str:
+    """One line on how `weights` differ from a model's state dict in names and shapes ("" if they fit)."""
+    missing = [k for k in expected if k not in weights]
+    extra = [k for k in weights if k not in expected]
+    shapes = [k for k in expected if k in weights and tuple(weights[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} tensor(s) of another shape, e.g. {k}: {tuple(weights[k].shape)} in the file, "
+            f"{tuple(expected[k].shape)} in the model"
+        )
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{len(extra)} unexpected, e.g. {extra[0]}")
+    return "; ".join(parts)
 
 
 def check_class_count(expected: int, got: int, source: str) -> None:

@@ -143,7 +143,10 @@ def scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str]
         folder = root / name
         if not folder.is_dir():
             continue  # a validation split may lack a class
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        # a broken link is kept, so that it is named as unreadable like any other file that cannot be read
+        files = sorted(
+            p for p in folder.rglob("*") if (p.is_file() or (p.is_symlink() and not p.exists())) and p.name[0] != "."
+        )
         others += [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]  # sidecars: notes, JSON, XMP
         files = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
         if not files:

@@ -107,6 +107,8 @@ def predict(
     """
     if top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {top_k}")
+    if splits is not None and engine != "auto":
+        raise ValueError(f"--split runs in PyTorch (its own executor); leave out --engine {engine}")
     p = load_predictor(path, resolution)
     if splits is None:
         return _predict_fast(p, images, top_k, full_decode, engine)
@@ -127,8 +129,8 @@ def predict(
     if tensors:
         probs = model(T.normalize(torch.stack(tensors), p.mean, p.std)).softmax(1)
         top = probs.topk(min(top_k, probs.shape[1]), dim=1)
-        for name, idx, val in zip(good, top.indices, top.values, strict=True):
-            results[name] = Prediction(name, [p.classes[i] for i in idx.tolist()], val.tolist())
+        for name, idx, val, row in zip(good, top.indices, top.values, probs, strict=True):
+            results[name] = _prediction(name, row, idx.tolist(), val.tolist(), p.classes)
     return [results[str(image_path)] for image_path in images]
 
 
@@ -160,5 +162,15 @@ def _predict_fast(
             continue
         probs = torch.from_numpy(item.logits).float().softmax(0)
         top = probs.topk(min(top_k, probs.shape[0]))
-        out.append(Prediction(item.path, [p.classes[i] for i in top.indices.tolist()], top.values.tolist()))
+        out.append(_prediction(item.path, probs, top.indices.tolist(), top.values.tolist(), p.classes))
     return out
+
+
+def _prediction(
+    path: str, probs: torch.Tensor, indices: list[int], values: list[float], classes: list[str]
+) -> Prediction:
+    """The top-k of one image, or an error when the network's outputs are not numbers (NaN or inf
+    weights, as a diverged run leaves them): a label chosen among NaNs would mean nothing."""
+    if not bool(torch.isfinite(probs).all()):
+        return Prediction(path, [], [], f"{path}: the model's outputs are not finite numbers (a diverged run?)")
+    return Prediction(path, [classes[i] for i in indices], values)
