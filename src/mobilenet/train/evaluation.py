@@ -150,7 +150,7 @@ def evaluation_text(
     images = int(result.confusion.sum())
     lines = [
         f"checkpoint {checkpoint_file(path)}",
-        f"{result.accuracy_text('  ')}  loss {result.loss:.4f}  ({images} images)",
+        f"{result.accuracy_text('  ')}  loss {result.loss:.4f}  ({plural(images, 'image')})",
         confusion_text(result, classes),
         written,
     ]
@@ -231,7 +231,7 @@ def weights_evaluation_text(
         f"weights {meta.get('registry_name') or weights} at {meta.get('resolution', 224)} px "
         f"(crop {float(meta.get('crop', 0.875)):.3f}, {meta.get('interpolation', 'bilinear')}, "
         f"{'full' if full_decode else 'reduced-size'} JPEG decoding)",
-        f"{result.accuracy_text('  ')}  loss {result.loss:.4f}  ({images} images)",
+        f"{result.accuracy_text('  ')}  loss {result.loss:.4f}  ({plural(images, 'image')})",
     ]
     if published:
         lines.append(f"published top-1 {published}% on the 50,000 ImageNet validation images")
