@@ -314,6 +314,10 @@ def test_images_read_as_a_person_sees_them(tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     with pytest.raises(ValueError, match="cannot decode image .*bad.png"):
         open_image(tmp_path / "bad.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    for min_side in (None, 64):
+        with pytest.raises(ValueError, match="cannot decode image .*empty.jpg: the file is empty"):
+            open_image(tmp_path / "empty.jpg", min_side)
 
 
 def test_a_run_on_a_relative_folder_resumes_and_evaluates_from_anywhere(

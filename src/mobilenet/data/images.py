@@ -85,5 +85,7 @@ def open_image(path: Path, min_side: int | None = None) -> Image.Image:
     except Image.DecompressionBombError as err:
         raise ValueError(f"cannot decode image {path}: {err}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ValueError(f"cannot decode image {path}: the file is empty") from None
         raise ValueError(f"cannot decode image {path}: {err}") from None
     raise ValueError(f"cannot decode image {path}: {too_large}")
