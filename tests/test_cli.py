@@ -55,6 +55,10 @@ def test_cost_prints_lecture_example(capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = run(capsys, "cost", "--in-channels", "512", "--out-channels", "512", "--feature-size", "14",
                        "--json")  # fmt: skip
     assert json.loads(out)["standard"] == 462_422_016
+    # a 1x1 kernel: "separable" is a 1x1 depthwise then the same 1x1 conv, so it costs more, and says so
+    code, out, _ = run(capsys, "cost", "--kernel", "1", "--in-channels", "4", "--out-channels", "4",
+                       "--feature-size", "2")  # fmt: skip
+    assert code == 0 and "= 1.2500 (1.25x more mult-adds)" in out and "fewer" not in out
 
 
 def test_cost_reproduces_the_lecture_keras_parameter_count(capsys: pytest.CaptureFixture[str]) -> None:

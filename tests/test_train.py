@@ -557,6 +557,8 @@ def test_failed_and_interrupted_runs(
         (["train", "--resolution", "100000"], "at 100000 px with batch 32 needs at least"),
         (["train", "--width", "5000"], "width 5000 at 32 px with batch 32 needs at least"),
         (["train", "--resolution", "0"], "--resolution must be >= 1, got 0"),
+        (["train", "--resume", ""], "--resume needs a run directory (it was given an empty one)"),
+        (["convert", "any.pth", "--from", "torchvision", "--width", "0"], "width must be a number > 0 and below"),
         (["train", "--data-dir", "somewhere"], "the digits ship with scikit-learn and read no --data-dir"),
         (["train", "--resume", "runs/x", "--epochs", "3"], "--resume continues with the run's saved configs"),
         (["experiment", "relu-manifold", "--out", "/proc/no/such"], "cannot write the results to /proc/no/such"),

@@ -112,7 +112,7 @@ def cost_text(c: SeparableComparison) -> str:
             f"Depthwise separable    D_K^2*M*D_F^2 + M*N*D_F^2 = {c.depthwise:,} + {c.pointwise:,} "
             f"= {c.separable:,} mult-adds",
             f"Ratio separable/standard = 1/N + 1/D_K^2 = 1/{n} + 1/{k * k} = {c.ratio:.4f} "
-            f"({1 / c.ratio:.2f}x fewer mult-adds)",
+            + (f"({1 / c.ratio:.2f}x fewer mult-adds)" if c.ratio < 1 else f"({c.ratio:.2f}x more mult-adds)"),
             f"Parameters, weights only: standard D_K^2*M*N = {c.standard_params():,}; separable D_K^2*M + M*N = "
             f"{c.depthwise_params():,} + {c.pointwise_params():,} = {c.separable_params():,}",
             f"Parameters with biases:   standard {c.standard_params(True):,}; separable "

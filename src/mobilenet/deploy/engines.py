@@ -181,7 +181,7 @@ class EngineChoice:
         lines = ["engine choice (batch 1 latency on this machine, top-1 on held-out data):"]
         for key, t in sorted(self.timings.items(), key=lambda kv: kv[1].median_ms):
             drop = (self.reference_top1 - self.top1[key]) * 100
-            ok = "ok" if drop <= self.tolerance * 100 else f"rejected: {drop:.2f} points below fp32"
+            ok = "ok" if drop <= self.tolerance * 100 else f"rejected: {drop:.2f} points below the reference"
             mark = "->" if key == (self.engine, self.precision) else "  "
             lines.append(f"{mark} {key[0]:<12} {key[1]:<5} {t.median_ms:7.3f} ms  top-1 {self.top1[key]:.2%}  {ok}")
         t = self.timings[(self.engine, self.precision)]
@@ -196,11 +196,7 @@ def choose(report: QuantizeReport, *, threads: int = 2, tolerance: float = 0.01)
     """Time every measured (engine, precision) at batch 1 and pick the fastest within `tolerance` of fp32."""
     if not report.accuracy:
         raise ValueError("no engine is installed: pip install 'mobilenet[deploy]' (and optionally [openvino])")
-    reference = (
-        report.top1("onnxruntime", "fp32")
-        if any(a.engine == "onnxruntime" for a in report.accuracy)
-        else (report.torch_top1)
-    )
+    reference = report.reference_top1()
     x = np.random.default_rng(0).standard_normal((1, 3, report.resolution, report.resolution), dtype=np.float32)
     keys = [(a.engine, a.precision) for a in report.accuracy]
     top1 = {(a.engine, a.precision): a.top1 for a in report.accuracy}

@@ -23,6 +23,8 @@ def train_run(
 ) -> dict[str, Any]:
     """`mobilenet train`: a recipe, then a config file, then `overrides` (flags); or resume a run as saved."""
     given = sorted(k for k, v in (overrides or {}).items() if v is not None)
+    if resume is not None and not str(resume).strip():
+        raise ValueError("--resume needs a run directory (it was given an empty one)")
     if resume:
         if out:
             raise ValueError("--resume continues the run in its own directory; drop --out")

@@ -56,9 +56,11 @@ def convert_file(
     Without `arch` or `width`, every published (architecture, width) is tried and the one whose tensor
     names and shapes fit exactly is taken (and recorded in the metadata as inferred).
     """
+    if width is not None and not (isinstance(width, (int, float)) and 0 < width < 1e4):
+        raise ValueError(f"width must be a number > 0 and below 10,000, got {width!r} (leave it out to infer it)")
     tensors = read_tensors(path)
     archs = (arch,) if arch else ("mobilenet_v2", "mobilenet_v1")
-    widths = (width,) if width else PUBLISHED_WIDTHS
+    widths = (width,) if width is not None else PUBLISHED_WIDTHS
     first_error = None
     for a in archs:
         for w in widths:
