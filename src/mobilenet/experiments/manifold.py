@@ -27,9 +27,10 @@ def spiral(points: int = 1000, turns: float = 3.0) -> np.ndarray:
 @dataclass(frozen=True)
 class ManifoldResult:
     n: int
-    recovered: np.ndarray  # (points, 2): the first trial's reconstruction, for the figure
-    error: float  # mean over trials of the mean squared reconstruction error / the spiral's mean power
-    error_std: float
+    recovered: np.ndarray  # (points, 2): the reconstruction of the median trial, for the figure
+    error: float  # median over trials of the mean squared reconstruction error / the spiral's mean power
+    error_q25: float  # its quartiles over the trials: a near-singular T (n = 2) makes the mean meaningless
+    error_q75: float
     shape_error: float  # the same after the best single rescaling of T^+ ReLU(T x): loss of shape, not size
     zeroed: float  # mean fraction of ReLU outputs that are zero
 
@@ -37,17 +38,18 @@ class ManifoldResult:
 def relu_manifold(
     dimensions: tuple[int, ...] = DIMENSIONS, *, points: int = 1000, trials: int = 20, seed: int = 0
 ) -> list[ManifoldResult]:
-    """Embed, ReLU and project back the spiral for each n, over `trials` random matrices T (seeded)."""
+    """Embed, ReLU and project back the spiral for each n, over `trials` random matrices T. Each n draws
+    from its own stream, seeded by (seed, n), so its row does not depend on the other dimensions asked for."""
     if not dimensions or min(dimensions) < 1:
         raise ValueError(f"dimensions must be integers >= 1, got {dimensions!r}")
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
     x = spiral(points)
     power = float((x**2).sum(1).mean())
-    rng = np.random.default_rng(seed)
     results = []
     for n in dimensions:
-        errors, shapes, zeros, first = [], [], [], None
+        rng = np.random.default_rng([seed, n])
+        errors, shapes, zeros, reconstructions = [], [], [], []
         for _ in range(trials):
             t = rng.standard_normal((n, 2))
             y = np.maximum(x @ t.T, 0.0)
@@ -58,11 +60,18 @@ def relu_manifold(
             scale = float((recovered * x).sum() / max(float((recovered**2).sum()), 1e-12))
             shapes.append(float(((scale * recovered - x) ** 2).sum(1).mean()) / power)
             zeros.append(float((y == 0).mean()))
-            first = recovered if first is None else first
-        assert first is not None
+            reconstructions.append(recovered)
+        q25, median, q75 = np.percentile(errors, [25, 50, 75])
+        typical = int(np.argsort(errors)[(trials - 1) // 2])  # the trial at the median (the lower one if even)
         results.append(
             ManifoldResult(
-                n, first, float(np.mean(errors)), float(np.std(errors)), float(np.mean(shapes)), float(np.mean(zeros))
+                n,
+                reconstructions[typical],
+                float(median),
+                float(q25),
+                float(q75),
+                float(np.median(shapes)),
+                float(np.mean(zeros)),
             )
         )
     return results
@@ -70,11 +79,13 @@ def relu_manifold(
 
 def manifold_table(results: list[ManifoldResult]) -> str:
     lines = [
-        "n | reconstruction error (mean +- std over T) | after best rescaling | ReLU outputs that are 0",
+        "n | reconstruction error, median [quartiles] over T | after best rescaling (median) | ReLU outputs that are 0",
         "---|---|---|---",
     ]
     for r in results:
-        lines.append(f"{r.n} | {r.error:.4f} +- {r.error_std:.4f} | {r.shape_error:.4f} | {r.zeroed:.1%}")
+        lines.append(
+            f"{r.n} | {r.error:.4f} [{r.error_q25:.4f}, {r.error_q75:.4f}] | {r.shape_error:.4f} | {r.zeroed:.1%}"
+        )
     return "\n".join(lines)
 
 
@@ -85,7 +96,7 @@ def plot_manifold(results: list[ManifoldResult], path: str | Path, points: int =
     fig = file_figure(2.6 * (len(results) + 1), 2.8)
     axes = fig.subplots(1, len(results) + 1)
     colors = np.linspace(0, 1, len(x))
-    panels = [("Input", x), *((f"n = {r.n}\nerror {r.error:.3f}", r.recovered) for r in results)]
+    panels = [("Input", x), *((f"n = {r.n}\nmedian trial: error {r.error:.3f}", r.recovered) for r in results)]
     for ax, (title, data) in zip(axes, panels, strict=True):
         ax.scatter(data[:, 0], data[:, 1], c=colors, cmap="viridis", s=2)
         ax.set_title(title, fontsize=9)
