@@ -240,7 +240,9 @@ def test_keras_eps_is_kept_and_moved_into_the_variance_for_pytorch_peers() -> No
     state, warnings = export_tensors(ours, "torchvision")
     assert torch.allclose(state["features.0.1.running_var"], ours.stem.bn.running_var + (1e-3 - 1e-5))
     assert any("BN eps 0.001 here, 1e-05 in torchvision" in w for w in warnings)
-    assert any("pads tf-same, torchvision pads symmetric" in w for w in warnings)
+    assert any("pads tf-same, torchvision pads symmetric" in w and "8 random 224x224" in w for w in warnings)
+    _, warnings = export_tensors(ours, "torchvision", resolution=96)  # measured at the side the model is used at
+    assert any("8 random 96x96 inputs" in w for w in warnings)
     tv = import_peer("torchvision").models.mobilenet_v2(width_mult=0.35).eval()
     tv.load_state_dict(state)
     tiny = ours.state_dict()
@@ -483,6 +485,10 @@ def test_cli_headless_weights_fine_tune_but_do_not_predict(tmp_path: Path, capsy
     image = Path(__file__).parents[1] / "docs" / "digit-3.png"
     assert main(["predict", str(image), "--weights", str(weights)]) == 2
     assert "has no classifier" in capsys.readouterr().err
+    assert main(["convert", str(weights), "--to", "keras", "-o", str(tmp_path / "k.h5")]) == 2
+    assert "--to writes whole networks; fine-tune it first" in capsys.readouterr().err
+    assert main(["export", "--weights", str(weights), "--format", "onnx", "-o", str(tmp_path / "w.onnx")]) == 2
+    assert "for onnx, `mobilenet quantize --weights W --data-dir DIR` writes model.onnx" in capsys.readouterr().err
     run = tmp_path / "ft"
     args = ["train", "--init", str(weights), "--freeze-backbone", "--epochs", "1", "--resolution", "32", "--out",
             str(run), "--precision", "fp32"]  # fmt: skip

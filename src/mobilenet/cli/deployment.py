@@ -65,10 +65,16 @@ def export(args: argparse.Namespace) -> str:
     if args.weights or is_weights(args.checkpoint or ""):
         from mobilenet.deploy.mobile_verify import export_weights_mobile
 
-        if args.format not in ("tflite", "executorch") or args.int8:
+        if args.int8:
             raise ValueError(
                 "converted weights export to fp32 tflite or executorch; for int8, fine-tune them "
                 "(`mobilenet train --init`) and export the run, which brings calibration and held-out images"
+            )
+        if args.format not in ("tflite", "executorch"):
+            raise ValueError(
+                f"converted weights export to tflite or executorch here; for {args.format}, "
+                "`mobilenet quantize --weights W --data-dir DIR` writes model.onnx (fp32) and model.int8.onnx, "
+                "checked on your images, or fine-tune them (`mobilenet train --init`) and export the run"
             )
         weights = export_weights_mobile(
             args.weights or args.checkpoint,

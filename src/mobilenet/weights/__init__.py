@@ -120,9 +120,10 @@ def load_pretrained(path: str | Path, num_classes: int | None = None, **changes:
     return model.eval(), metadata
 
 
-def export_file(model: Any, target: str, path: str | Path) -> tuple[Path, list[str]]:
-    """Write our model's weights in `target`'s layout and file type; returns (path, warnings)."""
-    tensors, warnings = export_tensors(model, target)
+def export_file(model: Any, target: str, path: str | Path, resolution: int = 224) -> tuple[Path, list[str]]:
+    """Write our model's weights in `target`'s layout and file type; returns (path, warnings).
+    `resolution`: the side the model is used at (where a padding difference is measured)."""
+    tensors, warnings = export_tensors(model, target, resolution)
     keras3 = keras3_keys(network_spec(model.config)) if target == "keras" else None
     return write_export(tensors, target, path, keras3), warnings
 
@@ -183,14 +184,21 @@ def convert_to_peer(
 
     named = not Path(src).exists() and is_name(str(src))
     if Path(src).suffix == ".safetensors" or named:
-        model, _ = load_pretrained(src)
+        if read_weights(src)[2].get("classifier") == NO_CLASSIFIER:
+            raise ValueError(
+                f"{src} has no classifier (converted from a file without the top), and --to writes whole "
+                "networks; fine-tune it first (`mobilenet train --init SRC --num-classes K`) and convert the run"
+            )
+        model, meta = load_pretrained(src)
+        resolution = int(meta.get("resolution", 224))
     else:
         from mobilenet.checkpoint import Checkpoint
 
-        model = Checkpoint.load(src).build_model()
+        ckpt = Checkpoint.load(src)
+        model, resolution = ckpt.build_model(), ckpt.resolution
     suffix = TARGET_SUFFIX[target]  # a registry name is written here, not into the cache
     default = Path(f"{local_stem(src)}{suffix}")
     out = refuse_overwrite(output or default, force)
-    path, warnings = export_file(model, target, out)
+    path, warnings = export_file(model, target, out, resolution)
     lines = [f"wrote {path}: {model.config.arch} width {model.config.width:g} in the {target} layout"]
     return lines + [f"warning: {w}" for w in warnings]

@@ -221,8 +221,9 @@ def convert_tensors(
 
 
 @torch.no_grad()
-def _padding_effect(model: torch.nn.Module, padding: str) -> tuple[float, float]:
-    """How much `model`'s outputs change when the same weights run with another padding rule."""
+def _padding_effect(model: torch.nn.Module, padding: str, resolution: int = 224) -> tuple[float, float]:
+    """How much `model`'s outputs change when the same weights run with another padding rule, on random
+    inputs at the side the model is used at (the shift matters more at small sides)."""
     import copy
     import dataclasses
 
@@ -231,13 +232,14 @@ def _padding_effect(model: torch.nn.Module, padding: str) -> tuple[float, float]
     config: ModelConfig = model.config  # type: ignore[assignment]
     other = build_model(dataclasses.replace(config, padding=padding)).eval()
     other.load_state_dict(copy.deepcopy(model.state_dict()))
-    x = torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(8, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
     a, b = model.eval()(x), other(x)
     return float((a - b).abs().max()), float((a.argmax(1) == b.argmax(1)).float().mean())
 
 
-def export_tensors(model: torch.nn.Module, target: str) -> tuple[dict[str, Tensor], list[str]]:
-    """Our model's tensors in `target`'s names and layout, and warnings (e.g. clamped variances)."""
+def export_tensors(model: torch.nn.Module, target: str, resolution: int = 224) -> tuple[dict[str, Tensor], list[str]]:
+    """Our model's tensors in `target`'s names and layout, and warnings (e.g. clamped variances);
+    `resolution`: the side the model is used at, where a padding difference is measured."""
     config: ModelConfig = model.config  # type: ignore[assignment]
     conv = CONVENTIONS.get(target)
     table = tensor_table(target, network_spec(config))
@@ -265,10 +267,11 @@ def export_tensors(model: torch.nn.Module, target: str) -> tuple[dict[str, Tenso
         warnings.append(f"BN eps {config.bn_eps:g} here, {conv.bn_eps:g} in {target}: the variances were shifted")
     native = native_padding(target, config.arch)
     if config.padding != native:
-        moved, agree = _padding_effect(model, native)
+        moved, agree = _padding_effect(model, native, resolution)
         warnings.append(
             f"this model pads {config.padding}, {target} pads {native}: every strided layer sees windows shifted "
-            f"by a pixel there. Measured on 8 random 224x224 inputs: logits move by up to {moved:.3g} and top-1 "
+            f"by a pixel there. Measured on 8 random {resolution}x{resolution} inputs: logits move by up to "
+            f"{moved:.3g} and top-1 "
             f"agrees on {agree:.0%}; fine-tune in {target} before relying on it"
         )
     return out, warnings
