@@ -297,6 +297,8 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
         (["export", "{run}", "--arch", "mobilenet_v1"], "holds arch='mobilenet_v2' but --arch asks"),
         (["export", "{run}", "-o", "{tmp}/missing/m.onnx"], "directory .*missing does not exist"),
         (["export", "{tmp}/nothing.pt"], "nothing.pt"),
+        (["export", "{run}", "--calibration", "64"], "--calibration sets the int8 calibration images; it needs --int8"),
+        (["quantize", "{run}", "--qat-epochs", "-1", "-o", "{tmp}/q"], "--qat-epochs must be >= 0"),
         (["quantize", "{run}", "--dataset", "imagefolder", "--data-dir", "{tmp}/none"],
          "no class folders|does not exist|not found"),
         (["quantize", "{run}", "--calibration", "0", "-o", "{tmp}/q"], "calibration needs at least 1 image"),

@@ -86,6 +86,8 @@ def export(args: argparse.Namespace) -> str:
         return weights.text()
     if not args.checkpoint:
         raise ValueError("give a checkpoint (RUN_OR_CKPT) or --weights NAME_OR_FILE")
+    if args.calibration is not None and not args.int8:
+        raise ValueError("--calibration sets the int8 calibration images; it needs --int8")
     result = export_checkpoint(
         args.checkpoint,
         args.output,
@@ -94,7 +96,7 @@ def export(args: argparse.Namespace) -> str:
         expect=_expected(args),
         int8=args.int8,
         uint8_nhwc=args.uint8_nhwc,
-        calibration=args.calibration,
+        calibration=256 if args.calibration is None else args.calibration,
     )
     return result.text()
 
@@ -201,7 +203,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="tflite/executorch: take uint8 (N, H, W, 3) camera pixels; normalisation folded into the stem",
     )
-    p.add_argument("--calibration", type=int, default=256, help="with --int8: training images (default 256)")
+    p.add_argument("--calibration", type=int, help="with --int8: training images (default 256)")
     _add_expected(p)
     p.set_defaults(run=export)
 

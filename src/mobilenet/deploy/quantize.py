@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mobilenet.checkpoint import Checkpoint, Expected
-from mobilenet.config import DataConfig
+from mobilenet.config import DataConfig, plural
 from mobilenet.cores import inference_threads
 from mobilenet.data.splits import Split, load_splits
 from mobilenet.deploy import engines
@@ -171,6 +171,8 @@ def quantize_checkpoint(
     supports it), and with `engine="auto"` time them and pick the fastest within a point of fp32."""
     if engine not in ("auto", "none"):
         raise ValueError(f"engine must be 'auto' or 'none', got {engine!r}")
+    if qat_epochs < 0:
+        raise ValueError(f"--qat-epochs must be >= 0 (0: no fine-tuning), got {qat_epochs}")
     ckpt = Checkpoint.load(checkpoint)
     if expect is not None:
         expect.check(ckpt.model_config)
@@ -260,7 +262,7 @@ def quantize_model(
         from mobilenet.deploy.qat import qat_finetune
 
         model = qat_finetune(model, train, epochs=qat_epochs)
-        notes.append(f"weights fine-tuned for {qat_epochs} epochs with fake quantization before calibration")
+        notes.append(f"weights fine-tuned for {plural(qat_epochs, 'epoch')} with fake quantization before calibration")
     fp32_path, int8_path = out / "model.onnx", out / "model.int8.onnx"
     log.info(f"exporting {fp32_path.name} and quantizing it ({sum(len(b) for b in batches)} calibration images)")
     export_onnx(model, fp32_path, size)
