@@ -144,9 +144,9 @@ def evaluation_text(
     out = Path(out_dir) if out_dir else default_eval_dir(path, data, data_dir)
     try:
         write_confusion(result, classes, out)
-        written = f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}"
+        written, unwritten = f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}", False
     except ValueError as err:
-        written = f"{err}; give --out DIR to write it elsewhere"
+        written, unwritten = f"{err}; give --out DIR to write it elsewhere", True
     images = int(result.confusion.sum())
     lines = [
         f"checkpoint {checkpoint_file(path)}",
@@ -154,8 +154,7 @@ def evaluation_text(
         confusion_text(result, classes),
         written,
     ]
-    failed = bool(skipped) or not written.startswith("confusion matrix:")
-    return "\n".join(lines + _skipped_lines(skipped)), 1 if failed else 0
+    return "\n".join(lines + _skipped_lines(skipped)), 1 if skipped or unwritten else 0
 
 
 def evaluate_weights(
