@@ -121,7 +121,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="instead: photo file to label, our pipeline vs torchvision's documented one (and Keras' with LiteRT "
         "where TensorFlow is installed) on camera and web-size "
         "JPEGs made from scikit-learn's sample photos; with --checkpoint RUN, a digits run, also reduced vs "
-        "full decoding accuracy)",
+        "full decoding accuracy",
     )
     p.add_argument(
         "--photo-counts",
