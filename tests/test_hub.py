@@ -121,6 +121,9 @@ def test_registry_lists_every_official_file() -> None:
     # defaults: the loadable 224 file with the best published top-1 for each arch and width
     assert lookup("mobilenet_v2").name == "timm/mobilenetv2_100.ra_in1k"
     assert lookup("mobilenet_v2_0.35").name == "slim/mobilenet_v2_0.35_224"
+    # every file has a cache and mirror path of its own (Hugging Face names every timm file model.safetensors)
+    assert len({(e.source, e.file_name) for e in ENTRIES.values()}) == len(ENTRIES)
+    assert t.file_name == "mobilenetv1_125.ra4_e3600_r224_in1k.safetensors"
     for e in ENTRIES.values():
         assert e.url.startswith("http") and e.file_name
         if e.classes:

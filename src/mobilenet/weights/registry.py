@@ -58,7 +58,14 @@ class WeightsEntry:
 
     @property
     def file_name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        """The name the file is cached and mirrored under: the URL's last part, except where a source names
+        every file alike (Hugging Face's `<repo>/resolve/main/model.safetensors`): there `<repo>.safetensors`,
+        so that two models never share a cache file or a mirror path."""
+        parts = self.url.split("/")
+        if "resolve" in parts[1:]:
+            repo = parts[parts.index("resolve") - 1]
+            return repo + "." + parts[-1].rsplit(".", 1)[-1]
+        return parts[-1]
 
     @property
     def check(self) -> str:
