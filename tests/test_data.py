@@ -143,8 +143,12 @@ def cifar10_binary(tmp_path: Path) -> tuple[Path, np.ndarray]:
 def test_cifar10_binary_archive(tmp_path: Path, cifar10_binary, monkeypatch: pytest.MonkeyPatch) -> None:
     archive, first = cifar10_binary
     _fake_layout(monkeypatch, "cifar10", 0, archive)
-    train, test = load_splits(DataConfig("cifar10", str(tmp_path), download=False))
+    train, test = load_splits(DataConfig("cifar10", str(archive), download=False))  # the archive's own path
     assert (len(train), len(test)) == (20, 3) and train.classes[0] == "airplane" and len(train.classes) == 10
+    assert torch.equal(load_splits(DataConfig("cifar10", str(tmp_path), download=False))[0].images, train.images)
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(ValueError, match="notes.txt is a file, not cifar-10-binary.tar.gz or cifar-10-python"):
+        load_splits(DataConfig("cifar10", str(tmp_path / "notes.txt"), download=False))
     assert torch.equal(train.images[0], torch.from_numpy(first[0]).view(3, 32, 32))  # R, G, B planes
     x, _ = next(train.batches(8, train=True))
     assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32

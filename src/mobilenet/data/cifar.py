@@ -129,6 +129,14 @@ def _extract(archive: Path, layout: CifarLayout, root: Path) -> Path:
 
 def _find(dataset: str, data_dir: str | None, allow_download: bool) -> tuple[Path, CifarLayout]:
     root = Path(data_dir) if data_dir else DEFAULT_DIR
+    if root.is_file():  # the archive itself: extracted beside it
+        layout = next((lay for lay in LAYOUTS[dataset] if lay.archive == root.name), None)
+        if layout is None:
+            names = " or ".join(lay.archive for lay in LAYOUTS[dataset])
+            raise ValueError(f"--data-dir {root} is a file, not {names}; give the archive or the folder that holds it")
+        if (root.parent / layout.folder).is_dir():
+            return root.parent / layout.folder, layout
+        return _extract(root, layout, root.parent), layout
     for layout in LAYOUTS[dataset]:
         if root.name == layout.folder and root.is_dir():
             return root, layout
