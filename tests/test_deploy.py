@@ -303,6 +303,7 @@ def test_quantize_cli_prints_sizes_accuracy_and_choice(
          "no class folders|does not exist|not found"),
         (["quantize", "{run}", "--calibration", "0", "-o", "{tmp}/q"], "calibration needs at least 1 image"),
         (["bench", "--seconds", "inf"], "seconds must be a finite number >= 0, got inf"),
+        (["bench", "--threads", "0"], "--threads must be >= 1, got 0"),
         (["bench", "--width", "0"], "width"),
         (["predict", "x.png", "--checkpoint", "{run}", "--resolution", "0"], "--resolution must be >= 1, got 0"),
     ],
@@ -416,6 +417,17 @@ print(engines.load({str(path)!r}, "onnxruntime")(np.zeros((1, 3, 64, 64), "float
 
 
 @pytest.mark.slow
+def test_bench_reference_that_names_no_path_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--width", "0.35", "--resolution", "64", "--batch", "1", "--runs", "2", "--seconds", "0",
+            "--engine", "torch", "--precision", "fp32", "--no-peers"]  # fmt: skip
+    assert main([*argv, "--reference", "torchvision -> onnxruntim fp32"]) == 1  # a typo: the tables, and exit 1
+    captured = capsys.readouterr()
+    assert "batch 1" in captured.out
+    assert "--reference 'torchvision -> onnxruntim fp32' names no timed path" in captured.err
+    assert "mobilenet torch eager (channels-last)" in captured.err  # the names it could have been
+    assert main(argv) == 0  # the default reference, absent without peers, is not an error
+
+
 def test_bench_cli_times_ours_and_the_peers() -> None:
     argv = ["bench", "--width", "0.35", "--resolution", "64", "--batch", "1", "--runs", "5", "--seconds", "0.1",
             "--engine", "torch", "onnxruntime", "openvino", "--precision", "fp32", "int8"]  # fmt: skip

@@ -9,8 +9,10 @@ import sys
 from mobilenet.config import ARCHS
 from mobilenet.cores import inference_threads
 
+REFERENCE_DEFAULT = "torchvision -> onnxruntime fp32"
 
-def bench(args: argparse.Namespace) -> str:
+
+def bench(args: argparse.Namespace) -> str | tuple[str, int]:
     from mobilenet.checkpoint import Expected
     from mobilenet.config import ModelConfig
     from mobilenet.deploy.bench import BenchOptions
@@ -44,6 +46,8 @@ def bench(args: argparse.Namespace) -> str:
         return bench_photos(photo_options, progress=lambda m: print(f"timing {m}", file=sys.stderr))
     if args.weights and args.checkpoint:
         raise ValueError("give --checkpoint or --weights, not both")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads} (leave it out for 2, or the cores if fewer)")
     options = BenchOptions(
         checkpoint=args.checkpoint,
         weights=args.weights,
@@ -59,7 +63,16 @@ def bench(args: argparse.Namespace) -> str:
         peers=args.peers,
     )
     report = run_bench(options, expect=expect, progress=lambda m: print(f"timing {m}", file=sys.stderr))
-    return json.dumps(report_data(report), indent=2) if args.json else report_text(report, args.reference)
+    text = json.dumps(report_data(report), indent=2) if args.json else report_text(report, args.reference)
+    names = {r.name for r in report.results}
+    if args.reference != REFERENCE_DEFAULT and args.reference not in names:  # known once the paths ran
+        print(
+            f"mobilenet bench: error: --reference {args.reference!r} names no timed path, so the ratios are "
+            f"against another; the paths: {', '.join(sorted(names))}",
+            file=sys.stderr,
+        )
+        return text, 1
+    return text
 
 
 def photo_precisions(given: list[str]) -> tuple[str, ...]:
@@ -111,8 +124,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--reference",
-        default="torchvision -> onnxruntime fp32",
-        help="the path every ratio is taken against (default: torchvision -> onnxruntime fp32)",
+        default=REFERENCE_DEFAULT,
+        help=f"the path every ratio is taken against (default: {REFERENCE_DEFAULT})",
     )
     p.add_argument("--no-peers", dest="peers", action="store_false", help="skip the peer paths")
     p.add_argument(
