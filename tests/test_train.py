@@ -549,6 +549,16 @@ def test_failed_and_interrupted_runs(
     assert len((run / "metrics.csv").read_text().splitlines()) == 2  # the header and epoch 1
 
 
+def test_a_run_that_scores_zero_still_writes_best_pt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mobilenet.train.fit as fit_module
+
+    real = fit_module.__dict__["evaluate"]
+    monkeypatch.setattr(fit_module, "evaluate", lambda *a, **k: dataclasses.replace(real(*a, **k), top1=0.0))
+    args = ["train", *TINY, "--epochs", "1", "--resolution", "16", "--precision", "fp32"]
+    assert main([*args, "--out", str(tmp_path / "zero")]) == 0
+    assert Checkpoint.load(tmp_path / "zero" / "best.pt").epoch == 1  # the docs say both files are written
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

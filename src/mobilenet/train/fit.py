@@ -276,7 +276,7 @@ def _fit(
                 "test_top5": result.top5,
             }
             rows.append(row)
-            improved = result.top1 > best
+            improved = result.top1 > best or not (run_dir / BEST).exists()  # a first best.pt even at 0%
             best = max(best, result.top1)
             if ctx.is_main:
                 tqdm.write(
