@@ -268,6 +268,7 @@ def test_bench_photos_cli_times_both_pipelines(
     done = subprocess.run([*argv, "--precision", "fp32", "int8"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
+    assert "vs fastest: the fastest peer pipeline's ms / ours, or our img/s / the fastest peer's" in out
     for workload in ("one camera photo (4000x3000)", "one web photo (1280x960)", "folder of 8 web photos",
                      "folder of 4 camera photos"):  # fmt: skip
         rows = [line for line in out.splitlines() if line.startswith(workload)]

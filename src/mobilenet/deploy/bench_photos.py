@@ -289,6 +289,9 @@ def bench_photos(options: PhotoBenchOptions, progress: Callable[[str], None] | N
         if options.checkpoint:
             say("the digits test set as camera-size photos")
             lines.append(digits_agreement(options.checkpoint, options.digits, 3000, work))
+    lines.append(
+        "vs fastest: the fastest peer pipeline's ms / ours, or our img/s / the fastest peer's (above 1: ours is faster)"
+    )
     lines.append("agreement: top-1 of ours vs torchvision's pipeline (the same weights; Keras' model has its own)")
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
