@@ -549,6 +549,26 @@ def test_failed_and_interrupted_runs(
     assert len((run / "metrics.csv").read_text().splitlines()) == 2  # the header and epoch 1
 
 
+def test_the_memory_check_waits_for_init_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --init the network is the weights' own (e.g. ImageNet strides, width 1.0), not the recipe's CIFAR
+    variant at width 0.5, which at 512 px would be refused (30 GB at least) where the real one fits."""
+    import mobilenet.train.fit as fit_module
+
+    checked: list[int] = []
+    monkeypatch.setattr(fit_module, "check_training_fits", lambda *a: checked.append(1))
+
+    def stop(*args: object) -> None:
+        raise KeyboardInterrupt  # the data would be loaded next: far enough
+
+    monkeypatch.setattr(fit_module, "load_splits", stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit_module.fit(ModelConfig(cifar=True, width=0.5), DataConfig(resolution=512), TrainConfig(init="mobilenet_v2"))
+    assert checked == []
+    with pytest.raises(KeyboardInterrupt):
+        fit_module.fit(ModelConfig(cifar=True, width=0.5), DataConfig(resolution=512), TrainConfig())
+    assert checked == [1]
+
+
 def test_a_run_that_scores_zero_still_writes_best_pt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mobilenet.train.fit as fit_module
 

@@ -129,7 +129,8 @@ def _fit(
     num_classes: int | None,
     adapt: dict[str, Any],
 ) -> dict[str, Any]:
-    check_training_fits(model_cfg, data_cfg, cfg.batch_size)
+    if not (cfg.init and ckpt is None):  # with --init the network is the weights' own, known once they are read
+        check_training_fits(model_cfg, data_cfg, cfg.batch_size)
     train, test = load_splits(data_cfg)
     if num_classes is not None:
         check_class_count(num_classes, len(train.classes), data_cfg.dataset)
