@@ -56,6 +56,12 @@ def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {field} {value!r}; expected one of: {', '.join(allowed)}")
 
 
+def check_width(width: object, hint: str = "") -> None:
+    """The width multiplier's one rule: a number above 0 and below 10,000 (beyond that no layer fits)."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < 1e4:
+        raise ValueError(f"width must be a number > 0 and below 10,000, got {width!r}{hint}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything that decides a network's graph. Resolution is not here: the models are
@@ -80,8 +86,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_types(self)
         _choice("architecture", self.arch, ARCHS)
-        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0 < self.width < 1e4:
-            raise ValueError(f"width must be a number > 0 and below 10,000, got {self.width!r}")
+        check_width(self.width)
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
         if not 0.0 <= self.dropout < 1.0:

@@ -1,5 +1,5 @@
 """The CPU cores this process may use (its affinity, as `taskset`, a container or a job scheduler set it),
-and the thread count inference takes by default."""
+the thread count inference takes by default, and the machine's memory."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 INFERENCE_THREADS = 2  # the papers' and the phone runtimes' usual setting: two big cores
+
+
+def physical_memory() -> int:
+    """Bytes of RAM in this machine (0 where the OS does not say)."""
+    if hasattr(os, "sysconf"):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return 0
 
 
 def available_cores() -> int:

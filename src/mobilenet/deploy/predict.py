@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from PIL import Image
 
 from mobilenet.checkpoint import Checkpoint
 from mobilenet.config import ModelConfig
+from mobilenet.cores import physical_memory
 from mobilenet.data import transforms as T
 from mobilenet.data.images import open_image
 from mobilenet.deploy.split import SplitInference
@@ -77,7 +77,7 @@ def check_fits(config: ModelConfig, size: int, batch: int = 1) -> None:
     would take more than half of this machine's memory, before anything is decoded or allocated."""
     check_resolution(network_spec(config), size)
     need = peak_bytes(per_op_memory(config, size), batch=batch, input_held=True)
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    total = physical_memory()
     if total and need > total / 2:
         raise ValueError(
             f"--resolution {size}: {'one image' if batch == 1 else f'a batch of {batch}'} needs "

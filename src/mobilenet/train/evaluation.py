@@ -54,12 +54,18 @@ def held_out_split(
     )
 
 
-def default_eval_dir(path: str | Path, data: DataConfig | None = None, data_dir: str | Path | None = None) -> Path:
-    """`eval/` in the run directory for the run's own held-out split; `eval-<folder or data set>/` for
-    any other data, so scoring a folder does not overwrite the held-out split's confusion matrix."""
-    if data is None and data_dir is None:
-        return beside(path, "eval")
-    own = Checkpoint.load(path).data_config
+def eval_dir(
+    path: str | Path,
+    own: DataConfig,
+    out_dir: str | Path | None = None,
+    data: DataConfig | None = None,
+    data_dir: str | Path | None = None,
+) -> Path:
+    """Where `eval` writes: `out_dir` if given; else `eval/` in the run directory for the run's own data
+    (`own`, its data config), `eval-<folder or data set>/` for any other, so that scoring a folder does
+    not overwrite the held-out split's confusion matrix."""
+    if out_dir:
+        return Path(out_dir)
     dataset = data.dataset if data else own.dataset
     folder = data_dir or (data.data_dir if data else None)
     same_folder = folder is None or (own.data_dir and Path(folder).resolve() == Path(own.data_dir).resolve())
@@ -74,16 +80,16 @@ def score_checkpoint(
     batch_size: int = 256,
     full_decode: bool = False,
     data_dir: str | Path | None = None,
-) -> tuple[EvalResult, list[str], list[str]]:
+) -> tuple[EvalResult, Checkpoint, list[str]]:
     """Top-1/top-5, per-class accuracy and confusion matrix on the test split (`held_out_split`), the
-    class names, and the images that could not be read. Image folders decode large JPEGs at reduced
+    checkpoint, and the images that could not be read. Image folders decode large JPEGs at reduced
     size unless `full_decode`."""
     ckpt = Checkpoint.load(path)
     test = held_out_split(ckpt, data, data_dir, full_decode)
     result = evaluate(ckpt.build_model(), test, batch_size=batch_size, channels_last=False, progress=True)
     skipped = test.skipped if isinstance(test, FolderSplit) else []
     _check_scored(result, skipped)
-    return result, ckpt.classes, skipped
+    return result, ckpt, skipped
 
 
 def write_confusion(result: EvalResult, classes: list[str], out: Path) -> None:
@@ -104,12 +110,11 @@ def evaluate_checkpoint(
     full_decode: bool = False,
     data_dir: str | Path | None = None,
 ) -> tuple[EvalResult, list[str], Path, list[str]]:
-    """`score_checkpoint`, with the confusion matrix (PNG and text) written to `out_dir` (default:
-    `default_eval_dir`)."""
-    result, classes, skipped = score_checkpoint(path, data, batch_size, full_decode, data_dir)
-    out = Path(out_dir) if out_dir else default_eval_dir(path, data, data_dir)
-    write_confusion(result, classes, out)
-    return result, classes, out, skipped
+    """`score_checkpoint`, with the confusion matrix (PNG and text) written to `eval_dir`."""
+    result, ckpt, skipped = score_checkpoint(path, data, batch_size, full_decode, data_dir)
+    out = eval_dir(path, ckpt.data_config, out_dir, data, data_dir)
+    write_confusion(result, ckpt.classes, out)
+    return result, ckpt.classes, out, skipped
 
 
 def confusion_text(result: EvalResult, classes: list[str]) -> str:
@@ -140,8 +145,9 @@ def evaluation_text(
     """`mobilenet eval`: evaluate, write the confusion matrix, and say which checkpoint was scored; exit
     code 1 when some images could not be read (each is named; the rest are scored) or the confusion
     matrix could not be written (the scores are still shown)."""
-    result, classes, skipped = score_checkpoint(path, data, batch_size, full_decode, data_dir)
-    out = Path(out_dir) if out_dir else default_eval_dir(path, data, data_dir)
+    result, ckpt, skipped = score_checkpoint(path, data, batch_size, full_decode, data_dir)
+    classes = ckpt.classes
+    out = eval_dir(path, ckpt.data_config, out_dir, data, data_dir)
     try:
         write_confusion(result, classes, out)
         written, unwritten = f"confusion matrix: {out / 'confusion.png'} and {out / 'confusion.txt'}", False

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from torch import nn
 
 from mobilenet.checkpoint import Checkpoint
 from mobilenet.config import DataConfig, ModelConfig, TrainConfig
-from mobilenet.cores import available_cores
+from mobilenet.cores import available_cores, physical_memory
 from mobilenet.data.splits import Split
 from mobilenet.files import LAST, run_lock
 from mobilenet.specs import check_resolution, network_spec
@@ -77,7 +76,7 @@ def check_training_fits(model_cfg: ModelConfig, data_cfg: DataConfig, batch: int
     need = 4 * (batch * counts.activations + 3 * counts.params)
     images = IN_MEMORY_IMAGES.get(data_cfg.dataset, 0)
     need += images * side * side * (3 + (4 if data_cfg.dataset == "digits" else 0))
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    total = physical_memory()
     if total and need > total:
         raise ValueError(
             f"width {model_cfg.width:g} at {side} px with batch {batch} needs at least {need / 1e9:,.0f} GB "

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mobilenet.config import GRAPH_FIELDS, STRIDE_FIELDS
+from mobilenet.config import GRAPH_FIELDS, STRIDE_FIELDS, check_width
 from mobilenet.files import refuse_overwrite
 from mobilenet.specs import network_spec
 from mobilenet.weights.convert import NO_CLASSIFIER, Converted, convert_tensors, export_tensors
@@ -56,8 +56,8 @@ def convert_file(
     Without `arch` or `width`, every published (architecture, width) is tried and the one whose tensor
     names and shapes fit exactly is taken (and recorded in the metadata as inferred).
     """
-    if width is not None and not (isinstance(width, (int, float)) and 0 < width < 1e4):
-        raise ValueError(f"width must be a number > 0 and below 10,000, got {width!r} (leave it out to infer it)")
+    if width is not None:
+        check_width(width, " (leave it out to infer it)")
     tensors = read_tensors(path)
     archs = (arch,) if arch else ("mobilenet_v2", "mobilenet_v1")
     widths = (width,) if width is not None else PUBLISHED_WIDTHS

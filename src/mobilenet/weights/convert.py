@@ -271,7 +271,6 @@ def export_tensors(model: torch.nn.Module, target: str, resolution: int = 224) -
         warnings.append(
             f"this model pads {config.padding}, {target} pads {native}: every strided layer sees windows shifted "
             f"by a pixel there. Measured on 8 random {resolution}x{resolution} inputs: logits move by up to "
-            f"{moved:.3g} and top-1 "
-            f"agrees on {agree:.0%}; fine-tune in {target} before relying on it"
+            f"{moved:.3g} and top-1 agrees on {agree:.0%}; fine-tune in {target} before relying on it"
         )
     return out, warnings
